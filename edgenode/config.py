@@ -1,0 +1,217 @@
+"""Typed configuration of the node. Pure: building a config reads no files and no environment.
+
+The CLI (``edgenode.cli``) fills it from flags and EdgeFirst environment variables; the
+composition root builds the pipeline from it. Each section validates its own ranges and raises
+:class:`ConfigError` with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LABEL_MODES = ("index", "label", "score", "label-score", "track")
+ZENOH_MODES = ("peer", "client", "router")
+ENGINES = ("npu", "cpu")
+DECODERS = ("yolov5", "yolov8", "yolo11", "yolo26", "modelpack")
+NMS_MODES = ("agnostic", "aware")
+RESIZE_MODES = ("stretch", "letterbox")
+PREPROCESS_BACKENDS = ("auto", "g2d", "cpu")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("auto", "console", "json")
+ZSTD_LEVELS = range(-7, 23)
+
+
+class ConfigError(ValueError):
+    """A setting with a value the node cannot run with."""
+
+
+def _unit_interval(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be between 0 and 1, got {value}")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ZenohSettings:
+    """How to join the Zenoh network; layered as zenoh-python's examples do.
+
+    Layers, last wins: the JSON5 ``config_file`` (or, without one, the EdgeFirst defaults: peer
+    mode, multicast scouting on loopback), then ``mode``/``connect``/``listen``/scouting when
+    given, then each ``KEY:VALUE`` override (VALUE is JSON5).
+    """
+
+    mode: str | None = None
+    connect: tuple[str, ...] = ()
+    listen: tuple[str, ...] = ()
+    multicast_scouting: bool = True
+    # The EdgeFirst node scouts on loopback only; an override can widen it.
+    multicast_interface: str = "lo"
+    config_file: Path | None = None
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode is not None:
+            _one_of("--mode", self.mode, ZENOH_MODES)
+        for key, _ in self.overrides:
+            if not key or key.startswith("/") or key.endswith("/"):
+                raise ConfigError(f"--cfg key {key!r} must be a path like transport/unicast/max_links")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Zenoh key expressions; an empty string disables that publication."""
+
+    camera: str = "rt/camera/dma"
+    camera_info: str = "rt/camera/info"
+    detect: str = "rt/model/boxes2d"
+    info: str = "rt/model/info"
+    mask: str = "rt/model/mask"
+    mask_compressed: str = "rt/model/mask_compressed"
+    output: str = ""
+    visual: str = "rt/model/visualization"
+
+    def __post_init__(self) -> None:
+        if not self.camera:
+            raise ConfigError("--camera-topic must not be empty")
+        for name in ("camera", "camera_info", "detect", "info", "mask", "mask_compressed", "output", "visual"):
+            key = getattr(self, name)
+            if key and (key.startswith("/") or key.endswith("/") or "//" in key or any(c in key for c in "?#$ ")):
+                flag = "--" + name.replace("_", "-") + "-topic"
+                raise ConfigError(f"{flag} {key!r} is not a valid Zenoh key expression")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model file, its metadata override and how to run it."""
+
+    path: Path
+    edgefirst_config: Path | None = None
+    engine: str = "npu"
+    delegate: str = ""
+    threads: int = 0
+    cache_dir: Path | None = None
+    decoder: str = ""
+    ssd: bool = False
+
+    def __post_init__(self) -> None:
+        if self.edgefirst_config is not None and self.edgefirst_config.suffix.lower() not in (
+            ".yaml", ".yml", ".json"
+        ):
+            raise ConfigError(f"--edgefirst-config {self.edgefirst_config} must be a .yaml, .yml or .json file")
+        _one_of("--engine", self.engine, ENGINES)
+        if self.decoder:
+            _one_of("--decoder-model", self.decoder, DECODERS)
+        if self.threads < 0:
+            raise ConfigError(f"--threads must be 0 (all cores) or more, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Decoder thresholds and box filtering."""
+
+    threshold: float = 0.45
+    iou: float = 0.45
+    max_boxes: int = 100
+    label_offset: int = 0
+    classes: tuple[str, ...] = ()
+    nms: str = ""
+
+    def __post_init__(self) -> None:
+        _unit_interval("--threshold", self.threshold)
+        _unit_interval("--iou", self.iou)
+        if self.max_boxes < 1:
+            raise ConfigError(f"--max-boxes must be at least 1, got {self.max_boxes}")
+        if self.nms:
+            _one_of("--nms", self.nms, NMS_MODES)
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """How camera frames become model input."""
+
+    resize: str = "stretch"
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        _one_of("--resize", self.resize, RESIZE_MODES)
+        _one_of("--preprocess", self.backend, PREPROCESS_BACKENDS)
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """ByteTrack settings; ``extra_lifespan`` is seconds of camera time."""
+
+    enabled: bool = False
+    extra_lifespan: float = 0.5
+    high_conf: float = 0.7
+    score: float = 0.1
+    iou: float = 0.25
+    update: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.extra_lifespan < 0:
+            raise ConfigError(f"--track-extra-lifespan must not be negative, got {self.extra_lifespan}")
+        _unit_interval("--track-high-conf", self.high_conf)
+        _unit_interval("--track-score", self.score)
+        _unit_interval("--track-iou", self.iou)
+        if not 0.0 < self.update <= 1.0:
+            raise ConfigError(f"--track-update must be in (0, 1], got {self.update}")
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """Semantic mask publication."""
+
+    compression: bool = False
+    compression_level: int = 1
+    classes: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.compression_level not in ZSTD_LEVELS:
+            raise ConfigError(f"--mask-compression-level must be between -7 and 22, got {self.compression_level}")
+        if any(index < 0 for index in self.classes):
+            raise ConfigError(f"--mask-classes must be class indices >= 0, got {list(self.classes)}")
+
+
+@dataclass(frozen=True)
+class VisualSettings:
+    """Foxglove ImageAnnotations publication."""
+
+    enabled: bool = False
+    labels: str = "label"
+
+    def __post_init__(self) -> None:
+        _one_of("--labels", self.labels, LABEL_MODES)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Log level and format; ``profile`` logs every frame's stage spans (``--tracy``)."""
+
+    level: str = "info"
+    format: str = "auto"
+    profile: bool = False
+
+    def __post_init__(self) -> None:
+        _one_of("--log-level", self.level, LOG_LEVELS)
+        _one_of("--log-format", self.format, LOG_FORMATS)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything the composition root needs to build the node."""
+
+    model: ModelSettings
+    topics: Topics = field(default_factory=Topics)
+    zenoh: ZenohSettings = field(default_factory=ZenohSettings)
+    decode: DecodeSettings = field(default_factory=DecodeSettings)
+    preprocess: PreprocessSettings = field(default_factory=PreprocessSettings)
+    track: TrackSettings = field(default_factory=TrackSettings)
+    mask: MaskSettings = field(default_factory=MaskSettings)
+    visual: VisualSettings = field(default_factory=VisualSettings)
+    log: LogSettings = field(default_factory=LogSettings)

@@ -1,0 +1,75 @@
+"""Logging with structlog: readable text in a terminal, JSON lines under systemd or on request."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import structlog
+
+SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+
+def stream_is_journal(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """True when ``stream`` is systemd's journal stream (``$JOURNAL_STREAM`` names its device:inode)."""
+    expected = environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{info.st_dev}:{info.st_ino}"
+
+
+class _PriorityPrefix:
+    """Prefix each line with ``<N>`` so journald files it at the right priority."""
+
+    def __init__(self, render: Any) -> None:
+        self._render = render
+
+    def __call__(self, logger: Any, method: str, event: Any) -> str:
+        level = str(event.get("level", method))
+        return f"<{SYSLOG_PRIORITY.get(level, 6)}>{self._render(logger, method, event)}"
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None,
+                      environ: Mapping[str, str] | None = None) -> None:
+    """Set up structlog (and the stdlib root logger) at ``level`` in ``fmt`` (auto, console, json)."""
+    stream = stream or sys.stderr
+    environ = os.environ if environ is None else environ
+    journal = stream_is_journal(stream, environ)
+    use_json = fmt == "json" or (fmt == "auto" and (journal or "INVOCATION_ID" in environ))
+    numeric = logging.getLevelName(level.upper())
+    numeric = numeric if isinstance(numeric, int) else logging.INFO
+
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if use_json:
+        processors.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+        if journal:
+            renderer = _PriorityPrefix(renderer)
+    else:
+        colors = bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in environ
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
+    processors.append(renderer)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=numeric, stream=stream, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound with ``logger=name``."""
+    return structlog.get_logger().bind(logger=name)

@@ -1,0 +1,34 @@
+"""Where the data shipped with edgenode lives (message definitions, delegate descriptors).
+
+An installed wheel carries the top-level ``schemas/`` and ``delegates/`` folders as
+``edgenode/_data/<name>``; a source checkout (or editable install) reads them in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgenode.messages.definitions import MessageDefinition, parse_message
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+DATA_FOLDERS = ("schemas", "delegates")
+
+
+def data_path(name: str) -> Path:
+    """Folder of shipped data ``name`` (``schemas`` or ``delegates``)."""
+    if name not in DATA_FOLDERS:
+        raise ValueError(f"unknown data folder {name!r}; expected one of {', '.join(DATA_FOLDERS)}")
+    for candidate in (_PACKAGE_DIR / "_data" / name, _PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"edgenode data folder {name!r} is missing: reinstall edgenode")
+
+
+def message_definitions() -> dict[str, MessageDefinition]:
+    """Every shipped ``<package>/msg/<Name>.msg``, parsed, keyed ``package/msg/Name``."""
+    root = data_path("schemas")
+    found: dict[str, MessageDefinition] = {}
+    for path in sorted(root.glob("*/msg/*.msg")):
+        name = f"{path.parent.parent.name}/msg/{path.stem}"
+        found[name] = parse_message(name, path.read_text(encoding="utf-8"))
+    return found

@@ -1,0 +1,52 @@
+"""Logging: readable in a terminal, JSON lines under systemd or on request."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+
+from edgenode.logs import configure_logging, get_logger
+
+
+def test_console_format_is_readable() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "console", stream=stream, environ={})
+    get_logger("test").info("model loaded", name="yolo")
+    line = stream.getvalue()
+    assert "model loaded" in line and "name=yolo" in line and not line.startswith("{")
+
+
+def test_json_on_request() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream, environ={})
+    get_logger("test").warning("slow frame", ms=12.5)
+    record = json.loads(stream.getvalue())
+    assert record["event"] == "slow frame" and record["level"] == "warning" and record["ms"] == 12.5
+    assert record["logger"] == "test" and "timestamp" in record
+
+
+def test_auto_is_json_under_systemd() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "auto", stream=stream, environ={"INVOCATION_ID": "abc"})
+    get_logger("test").info("hello")
+    assert json.loads(stream.getvalue())["event"] == "hello"
+
+
+def test_journal_stream_gets_priority_prefix() -> None:
+    with tempfile.TemporaryFile("w+") as handle:
+        info = os.fstat(handle.fileno())
+        configure_logging("info", "auto", stream=handle, environ={"JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"})
+        get_logger("test").error("broken")
+        handle.seek(0)
+        line = handle.read()
+    assert line.startswith("<3>{") and json.loads(line[3:])["event"] == "broken"
+
+
+def test_level_filters() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", "console", stream=stream, environ={})
+    get_logger("test").info("hidden")
+    get_logger("test").debug("hidden")
+    assert stream.getvalue() == ""

@@ -1,0 +1,121 @@
+"""Zenoh adapter: config layering, clear errors, CDR publications and the asyncio bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+import edgenode.messages as m
+from edgenode.adapters.zenoh_bus import LatestSlot, ZenohBus, ZenohConfigError, build_zenoh_config
+from edgenode.config import ZenohSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def isolated(port: int, **kwargs: object) -> ZenohSettings:
+    """A session that talks only to the given loopback port (no scouting)."""
+    return ZenohSettings(multicast_scouting=False, **kwargs)  # type: ignore[arg-type]
+
+
+def test_defaults_are_peer_and_loopback_scouting() -> None:
+    config = build_zenoh_config(ZenohSettings())
+    assert json.loads(config.get_json("mode")) == "peer"
+    assert json.loads(config.get_json("scouting/multicast/interface")) == "lo"
+
+
+def test_flags_layer_on_top() -> None:
+    config = build_zenoh_config(ZenohSettings(mode="client", connect=("tcp/10.0.0.1:7447",),
+                                              listen=("tcp/127.0.0.1:0",), multicast_scouting=False))
+    assert json.loads(config.get_json("mode")) == "client"
+    assert json.loads(config.get_json("connect/endpoints")) == ["tcp/10.0.0.1:7447"]
+    assert json.loads(config.get_json("listen/endpoints")) == ["tcp/127.0.0.1:0"]
+    assert json.loads(config.get_json("scouting/multicast/enabled")) is False
+
+
+def test_file_then_flags_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "zenoh.json5"
+    path.write_text('{ mode: "client", connect: { endpoints: ["tcp/10.0.0.9:7447"] }, // comment\n'
+                    ' scouting: { multicast: { enabled: false } } }')
+    config = build_zenoh_config(ZenohSettings(config_file=path))
+    assert json.loads(config.get_json("mode")) == "client"
+    assert json.loads(config.get_json("connect/endpoints")) == ["tcp/10.0.0.9:7447"]
+    config = build_zenoh_config(ZenohSettings(config_file=path, mode="peer",
+                                              overrides=(("namespace", '"cam1"'), ("mode", '"router"'))))
+    assert json.loads(config.get_json("mode")) == "router"
+    assert json.loads(config.get_json("namespace")) == "cam1"
+
+
+def test_missing_or_broken_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(ZenohConfigError, match=r"--zenoh-config .*missing\.json5"):
+        build_zenoh_config(ZenohSettings(config_file=tmp_path / "missing.json5"))
+    broken = tmp_path / "broken.json5"
+    broken.write_text("{ mode: ")
+    with pytest.raises(ZenohConfigError, match="--zenoh-config"):
+        build_zenoh_config(ZenohSettings(config_file=broken))
+
+
+def test_rejected_override_names_it() -> None:
+    with pytest.raises(ZenohConfigError, match="--cfg mode"):
+        build_zenoh_config(ZenohSettings(overrides=(("mode", '"satellite"'),)))
+    with pytest.raises(ZenohConfigError, match="--cfg nope/key"):
+        build_zenoh_config(ZenohSettings(overrides=(("nope/key", "1"),)))
+
+
+def test_bad_endpoint_is_a_clear_error() -> None:
+    with pytest.raises(ZenohConfigError, match=r"--connect|cannot open"):
+        ZenohBus.open(ZenohSettings(connect=("carrier-pigeon/1.2.3.4",), multicast_scouting=False))
+
+
+def test_publish_and_subscribe_latest_between_two_sessions() -> None:
+    port = free_port()
+    endpoint = f"tcp/127.0.0.1:{port}"
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = ZenohBus.open(isolated(port, listen=(endpoint,)))
+        talker = ZenohBus.open(isolated(port, connect=(endpoint,)))
+        try:
+            slot = listener.subscribe_latest("rt/test/detect", loop)
+            publication = talker.publication("rt/test/detect", m.schema_name(m.Detect))
+            message = m.Detect(m.Header(m.Time(1, 2), "cam"), boxes=[m.Box(label="person", score=0.5)])
+            received = None
+            for _ in range(100):  # until the two sessions have met
+                publication.put(m.encode(message))
+                received = await slot.get(timeout=0.05)
+                if received is not None:
+                    break
+            assert received is not None, "no sample arrived"
+            assert m.decode(m.Detect, received.payload) == message
+            assert received.encoding == "application/cdr;edgefirst_msgs/msg/Detect"
+            for index in range(5):  # several arrive before the loop reads: only the newest is kept
+                publication.put(m.encode(m.Detect(m.Header(m.Time(index, 0)))))
+            await asyncio.sleep(0.3)
+            newest = slot.take()
+            assert newest is not None and m.decode(m.Detect, newest.payload).header.stamp.sec == 4
+            assert slot.dropped >= 1
+        finally:
+            talker.close()
+            listener.close()
+
+    asyncio.run(scenario())
+
+
+def test_latest_slot_counts_replaced_items() -> None:
+    async def scenario() -> None:
+        slot: LatestSlot[int] = LatestSlot()
+        assert await slot.get(timeout=0.01) is None
+        for value in range(4):
+            slot.put(value)
+        assert await slot.get(timeout=0) == 3
+        assert (slot.received, slot.dropped) == (4, 3)
+        assert slot.take() is None
+
+    asyncio.run(scenario())
