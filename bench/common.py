@@ -35,7 +35,7 @@ class Timing:
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> dict[str, Timing]:
