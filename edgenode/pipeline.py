@@ -1,0 +1,194 @@
+"""The per-frame pipeline: prepare, invoke and post stages that overlap.
+
+Each stage runs on its own single-thread executor, linked by one-slot queues, so while the
+model runs frame N the CPU prepares frame N+1 and decodes, tracks and publishes frame N-1;
+throughput approaches the model's own invoke rate. The prepare stage takes the newest camera
+frame only when it is free to work on it, so frames that arrive meanwhile are dropped by the
+frame source, never queued. Nothing blocking runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from edgenode.logs import get_logger
+
+log = get_logger(__name__)
+
+FrameT = TypeVar("FrameT")
+GeometryT = TypeVar("GeometryT")
+
+STAGING_BUFFERS = 3  # one being written, one queued, one being copied into the model
+
+
+class FatalPipelineError(RuntimeError):
+    """The pipeline cannot go on (e.g. the model keeps failing); the node exits non-zero."""
+
+
+@dataclass
+class Prepared(Generic[FrameT, GeometryT]):
+    """A frame converted into a staging input buffer."""
+
+    frame: FrameT
+    input: np.ndarray
+    geometry: GeometryT
+    received_ns: int
+    preprocess_ns: int
+
+
+@dataclass
+class Inferred(Generic[FrameT, GeometryT]):
+    """A frame with its model outputs (copies, safe to use while the next invoke runs)."""
+
+    prepared: Prepared[FrameT, GeometryT]
+    outputs: list[np.ndarray]
+    invoke_ns: int
+    output_ns: int
+
+
+@dataclass
+class PipelineCounters:
+    """What happened to frames since start."""
+
+    prepared: int = 0
+    inferred: int = 0
+    posted: int = 0
+    prepare_failed: int = 0
+    invoke_failed: int = 0
+    post_failed: int = 0
+    last_progress_ns: int = field(default_factory=time.monotonic_ns)
+
+
+@dataclass
+class Stages(Generic[FrameT, GeometryT]):
+    """The blocking work of each stage, supplied by the composition root.
+
+    ``next_frame`` waits (async) for the newest frame or returns None on timeout;
+    ``prepare`` fills the given staging array from the frame and returns its geometry (it must
+    release the frame's resources before returning); ``invoke`` runs the model on a staging
+    array and returns copies of the outputs with the invoke and output-copy durations;
+    ``post`` decodes, tracks and publishes one inferred frame.
+    """
+
+    next_frame: Callable[[float], Awaitable[FrameT | None]]
+    prepare: Callable[[FrameT, np.ndarray], GeometryT]
+    invoke: Callable[[np.ndarray], tuple[list[np.ndarray], int, int]]
+    post: Callable[[Inferred[FrameT, GeometryT]], None]
+    staging_shape: tuple[int, ...]
+    staging_dtype: np.dtype
+
+
+_END = object()
+
+
+class Pipeline(Generic[FrameT, GeometryT]):
+    """Runs the three stages until ``stop`` is set, then drains the frames in flight."""
+
+    def __init__(self, stages: Stages[FrameT, GeometryT], *, max_invoke_failures: int = 10,
+                 poll_seconds: float = 0.1) -> None:
+        self.stages = stages
+        self.counters = PipelineCounters()
+        self.max_invoke_failures = max_invoke_failures
+        self.poll_seconds = poll_seconds
+        self._staging = [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)]
+        self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"edgenode-{name}")
+                           for name in ("prepare", "invoke", "post")}
+        self.waiting_for_frames = True
+
+    def _touch(self) -> None:
+        self.counters.last_progress_ns = time.monotonic_ns()
+
+    async def _run_in(self, stage: str, function: Callable[..., Any], *args: object) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executors[stage], function, *args)
+
+    async def _prepare_loop(self, stop: asyncio.Event, out: asyncio.Queue[object]) -> None:
+        slot = 0
+        try:
+            while not stop.is_set():
+                self.waiting_for_frames = True
+                frame = await self.stages.next_frame(self.poll_seconds)
+                self._touch()
+                if frame is None:
+                    continue
+                self.waiting_for_frames = False
+                staging = self._staging[slot]
+                received_ns = time.monotonic_ns()
+                try:
+                    geometry = await self._run_in("prepare", self.stages.prepare, frame, staging)
+                except Exception as exc:
+                    self.counters.prepare_failed += 1
+                    log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
+                    continue
+                slot = (slot + 1) % STAGING_BUFFERS
+                self.counters.prepared += 1
+                prepared = Prepared(frame, staging, geometry, received_ns, time.monotonic_ns() - received_ns)
+                await out.put(prepared)
+        finally:
+            await out.put(_END)
+
+    async def _invoke_loop(self, inbox: asyncio.Queue[object], out: asyncio.Queue[object]) -> None:
+        failures = 0
+        try:
+            while (item := await inbox.get()) is not _END:
+                assert isinstance(item, Prepared)
+                try:
+                    result = await self._run_in("invoke", self.stages.invoke, item.input)
+                except Exception as exc:
+                    failures += 1
+                    self.counters.invoke_failed += 1
+                    log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
+                              consecutive=failures)
+                    if failures >= self.max_invoke_failures:
+                        raise FatalPipelineError(f"the model failed {failures} frames in a row: {exc}") from exc
+                    continue
+                failures = 0
+                outputs, invoke_ns, output_ns = result
+                self.counters.inferred += 1
+                self._touch()
+                await out.put(Inferred(item, outputs, invoke_ns, output_ns))
+        finally:
+            await out.put(_END)
+
+    async def _post_loop(self, inbox: asyncio.Queue[object]) -> None:
+        while (item := await inbox.get()) is not _END:
+            assert isinstance(item, Inferred)
+            try:
+                await self._run_in("post", self.stages.post, item)
+            except Exception as exc:
+                self.counters.post_failed += 1
+                log.error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
+                continue
+            self.counters.posted += 1
+            self._touch()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process frames until ``stop`` is set; frames already prepared are finished, then it returns."""
+        prepared: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+        inferred: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+        tasks = [
+            asyncio.create_task(self._prepare_loop(stop, prepared), name="prepare"),
+            asyncio.create_task(self._invoke_loop(prepared, inferred), name="invoke"),
+            asyncio.create_task(self._post_loop(inferred), name="post"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                error = task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        """Wait for running stage work to finish and release the threads."""
+        for executor in self._executors.values():
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,125 @@
+"""The staged pipeline: stages overlap, bad frames are skipped, a failing model stops it, stop drains."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from edgenode.pipeline import FatalPipelineError, Inferred, Pipeline, Stages
+
+
+def feed(frames: list[int]) -> Callable[[float], object]:
+    pending = list(frames)
+
+    async def next_frame(timeout: float) -> int | None:
+        if pending:
+            return pending.pop(0)
+        await asyncio.sleep(timeout)
+        return None
+
+    return next_frame
+
+
+def stages(frames: list[int], prepare: Callable[[int, np.ndarray], int] | None = None,
+           invoke: Callable[[np.ndarray], tuple[list[np.ndarray], int, int]] | None = None,
+           posted: list[int] | None = None) -> Stages[int, int]:
+    def default_prepare(frame: int, staging: np.ndarray) -> int:
+        staging[...] = frame
+        return frame * 10
+
+    def default_invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+        return [staging.copy()], 1, 0
+
+    def post(item: Inferred[int, int]) -> None:
+        assert item.prepared.geometry == item.prepared.frame * 10
+        assert int(item.outputs[0][0]) == item.prepared.frame  # the staging buffer was not overwritten early
+        (posted if posted is not None else []).append(item.prepared.frame)
+
+    return Stages(feed(frames), prepare or default_prepare, invoke or default_invoke, post, (4,), np.dtype("int32"))
+
+
+async def run_until(pipeline: Pipeline[int, int], condition: Callable[[], bool], limit: float = 10.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not condition() and loop.time() < deadline and not task.done():
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+
+
+def test_frames_flow_in_order_through_all_stages() -> None:
+    posted: list[int] = []
+    pipeline = Pipeline(stages(list(range(1, 21)), posted=posted), poll_seconds=0.01)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 20))
+    pipeline.close()
+    assert posted == list(range(1, 21))
+    assert (pipeline.counters.prepared, pipeline.counters.inferred, pipeline.counters.posted) == (20, 20, 20)
+
+
+def test_prepare_of_the_next_frame_overlaps_invoke() -> None:
+    second_prepared = threading.Event()
+    overlapped: list[bool] = []
+
+    def prepare(frame: int, staging: np.ndarray) -> int:
+        staging[...] = frame
+        if frame == 2:
+            second_prepared.set()
+        return frame * 10
+
+    def invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+        if int(staging[0]) == 1:  # invoke of frame 1 waits until frame 2 is being prepared
+            overlapped.append(second_prepared.wait(timeout=5))
+        return [staging.copy()], 1, 0
+
+    posted: list[int] = []
+    pipeline = Pipeline(stages([1, 2, 3], prepare, invoke, posted), poll_seconds=0.01)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 3))
+    pipeline.close()
+    assert overlapped == [True] and posted == [1, 2, 3]
+
+
+def test_bad_frames_are_skipped_and_counted() -> None:
+    def prepare(frame: int, staging: np.ndarray) -> int:
+        if frame % 2:
+            raise ValueError("stride mismatch")
+        staging[...] = frame
+        return frame * 10
+
+    posted: list[int] = []
+    pipeline = Pipeline(stages(list(range(1, 9)), prepare, posted=posted), poll_seconds=0.01)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 4))
+    pipeline.close()
+    assert posted == [2, 4, 6, 8] and pipeline.counters.prepare_failed == 4
+
+
+def test_a_model_that_keeps_failing_stops_the_pipeline() -> None:
+    def invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+        raise RuntimeError("NPU timeout")
+
+    pipeline = Pipeline(stages(list(range(1, 50)), invoke=invoke), max_invoke_failures=3, poll_seconds=0.01)
+    with pytest.raises(FatalPipelineError, match="3 frames in a row"):
+        asyncio.run(run_until(pipeline, lambda: False))
+    pipeline.close()
+    assert pipeline.counters.invoke_failed == 3
+
+
+def test_one_failed_invoke_is_skipped() -> None:
+    calls = {"n": 0}
+
+    def invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("transient")
+        return [staging.copy()], 1, 0
+
+    posted: list[int] = []
+    pipeline = Pipeline(stages([1, 2, 3, 4], invoke=invoke, posted=posted), poll_seconds=0.01)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 3))
+    pipeline.close()
+    assert posted == [1, 3, 4] and pipeline.counters.invoke_failed == 1
