@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edgenode.adapters.model_file import read_config_file, read_model_file
 from edgenode.adapters.tflite import TFLiteRuntime, load_runtime
@@ -19,7 +20,10 @@ from edgenode.core.model_layout import Layout, describe_outputs, resolve_layout
 from edgenode.core.tensors import TensorSpec
 from edgenode.logs import get_logger
 
-log = get_logger("edgenode.model")
+
+def _log() -> Any:
+    """This module's logger, looked up when used (so tests can capture it)."""
+    return get_logger("edgenode.model")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,6 @@ def load_model(model: ModelSettings, decode: DecodeSettings) -> LoadedModel:
     description = ModelDescription(model_name(file.metadata_name, model.path.name), model_format(model.path.name),
                                    layout.model_types, tuple(runtime.inputs), tuple(runtime.outputs), labels,
                                    decode.label_offset)
-    log.info(f"decoding {layout.kind} ({layout.version}, {layout.num_classes or len(labels)} classes) from "
+    _log().info(f"decoding {layout.kind} ({layout.version}, {layout.num_classes or len(labels)} classes) from "
              f"{layout.source}; outputs {describe_outputs(runtime.outputs)}")
     return LoadedModel(runtime, decoder_for(layout, params), description)

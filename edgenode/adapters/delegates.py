@@ -26,7 +26,11 @@ from edgenode.resources import data_path
 
 NPU_ORDER = ("vx", "neutron", "ethosu")
 DEFAULT_SEARCH_PATHS = ("/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/usr/lib/aarch64-linux-gnu")
-log = get_logger("edgenode.delegates")
+
+
+def _log() -> Any:
+    """This module's logger, looked up when used (so tests can capture it)."""
+    return get_logger("edgenode.delegates")
 
 
 class DelegateError(ModelError):
@@ -142,7 +146,7 @@ def plan_delegates(settings: ModelSettings, environ: Mapping[str, str] | None = 
         present = [plan for plan in plans if plan.library is not None]
         if not present:
             looked = ", ".join(known[name].library for name in NPU_ORDER if name in known)
-            log.info(f"no NPU delegate installed (looked for {looked}); running on the CPU with XNNPACK")
+            _log().info(f"no NPU delegate installed (looked for {looked}); running on the CPU with XNNPACK")
         return present
     if choice.endswith((".yaml", ".yml")):
         descriptor = load_descriptor(Path(choice))
@@ -177,7 +181,7 @@ def _plan(descriptor: DelegateDescriptor, library: Path | None, cache_dir: Path 
 def usable_cache_dir(cache_dir: Path | None, name: str) -> Path | None:
     """``cache_dir/name``, created if missing, or ``None`` (logged) when it cannot be written."""
     if cache_dir is None:
-        log.warning(f"no cache directory: delegate {name} runs without its compiled-graph cache")
+        _log().warning(f"no cache directory: delegate {name} runs without its compiled-graph cache")
         return None
     folder = cache_dir / name
     try:
@@ -185,7 +189,7 @@ def usable_cache_dir(cache_dir: Path | None, name: str) -> Path | None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
             pass
     except OSError as exc:
-        log.warning(f"cache directory {folder} is not writable ({exc.strerror or exc}); "
+        _log().warning(f"cache directory {folder} is not writable ({exc.strerror or exc}); "
                     f"delegate {name} runs without its compiled-graph cache (--cache-dir to choose another)")
         return None
     return folder
@@ -196,7 +200,7 @@ def apply_environment(environment: Mapping[str, str], environ: MutableMapping[st
     environ = os.environ if environ is None else environ
     for key, value in environment.items():
         if key in environ and environ[key] != value:
-            log.info(f"keeping {key}={environ[key]} from the environment (the delegate descriptor says {value})")
+            _log().info(f"keeping {key}={environ[key]} from the environment (the delegate descriptor says {value})")
             continue
         environ[key] = value
 

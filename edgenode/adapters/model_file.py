@@ -88,12 +88,8 @@ def read_model_file(path: Path) -> ModelFile:
     check_model_file(path)
     try:
         with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            view = memoryview(data)
-            try:
-                buffers = metadata_buffers(view)
-                inputs, outputs = io_tensors(view)
-            finally:
-                view.release()
+            buffers = metadata_buffers(data)
+            inputs, outputs = io_tensors(data)
     except FlatbufferError as exc:
         raise ModelFileError(f"--model {path} is truncated or corrupt ({exc})") from None
     except OSError as exc:

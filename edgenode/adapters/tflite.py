@@ -31,7 +31,11 @@ from edgenode.core.tensors import TensorSpec
 from edgenode.logs import get_logger
 
 RUNTIMES = ("ai_edge_litert", "tflite_runtime")
-log = get_logger("edgenode.tflite")
+
+
+def _log() -> Any:
+    """This module's logger, looked up when used (so tests can capture it)."""
+    return get_logger("edgenode.tflite")
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ def _load(runtime: Runtime, path: Path, plans: Sequence[DelegatePlan], threads: 
             return loaded
     interpreter = _interpreter(runtime, path, threads, [])
     _warm_up(interpreter)
-    log.info(f"model {path.name} on the CPU (XNNPACK, {threads} threads, {runtime.name})")
+    _log().info(f"model {path.name} on the CPU (XNNPACK, {threads} threads, {runtime.name})")
     return TFLiteRuntime(interpreter, runtime.name, None)
 
 
@@ -143,7 +147,7 @@ def _interpreter(runtime: Runtime, path: Path, threads: int, delegates: list[Any
                                           experimental_delegates=delegates or None)
         interpreter.allocate_tensors()
     except (SystemError, AttributeError, ImportError) as exc:
-        raise _BrokenRuntime(f"{type(exc).__name__}: {_first_line(exc)}") from None
+        raise _BrokenRuntime(f"{type(exc).__name__}: {_one_line(exc)}") from None
     except ValueError as exc:
         if delegates:
             raise
@@ -166,26 +170,26 @@ def _with_delegate(runtime: Runtime, path: Path, plan: DelegatePlan, threads: in
     """The model on ``plan``'s delegate, or ``None`` (logged) when it does not load or run."""
     fallback = "running on the CPU with XNNPACK"
     if plan.library is None:
-        log.warning(f"delegate {plan.name}: {plan.descriptor.library} is not installed "
+        _log().warning(f"delegate {plan.name}: {plan.descriptor.library} is not installed "
                     f"(searched {', '.join(plan.descriptor.search_paths)}); {fallback}")
         return None
     problem = external_delegate_problem(plan.library)
     if problem:
-        log.warning(f"delegate {plan.name}: {problem}; {fallback}")
+        _log().warning(f"delegate {plan.name}: {problem}; {fallback}")
         return None
     apply_environment(plan.environment)
     try:
         delegate = runtime.load_delegate(str(plan.library), dict(plan.options))
     except (OSError, ValueError, RuntimeError) as exc:
-        log.warning(f"delegate {plan.name} ({plan.library}) failed to load: {_first_line(exc)}; {fallback}")
+        _log().warning(f"delegate {plan.name} ({plan.library}) failed to load: {_one_line(exc)}; {fallback}")
         return None
     try:
         interpreter = _interpreter(runtime, path, threads, [delegate])
         _warm_up(interpreter)
     except (ValueError, RuntimeError) as exc:
-        log.warning(f"delegate {plan.name} ({plan.library}) cannot run this model: {_first_line(exc)}; {fallback}")
+        _log().warning(f"delegate {plan.name} ({plan.library}) cannot run this model: {_one_line(exc)}; {fallback}")
         return None
-    log.info(f"model {path.name} on delegate {plan.name} ({plan.library}, {runtime.name})")
+    _log().info(f"model {path.name} on delegate {plan.name} ({plan.library}, {runtime.name})")
     return TFLiteRuntime(interpreter, runtime.name, plan.name)
 
 
@@ -194,7 +198,7 @@ def external_delegate_problem(library: Path) -> str:
     try:
         handle = ctypes.CDLL(str(library))
     except OSError as exc:
-        return f"cannot load {library}: {_first_line(exc)}"
+        return f"cannot load {library}: {_one_line(exc)}"
     missing = [name for name in ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")
                if not hasattr(handle, name)]
     if missing:
@@ -202,6 +206,7 @@ def external_delegate_problem(library: Path) -> str:
     return ""
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line (runtimes append the delegate's own report on a second)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return ": ".join(lines) if lines else type(exc).__name__

@@ -46,6 +46,9 @@ def decode_params(layout: Layout, settings: DecodeSettings, labels: Sequence[str
     if settings.classes:
         count = max(layout.num_classes, len(labels) - settings.label_offset, 0)
         names = {label_for(labels, index, settings.label_offset): index for index in range(count)}
+        for name in settings.classes:  # beyond the labels, classes are named by index (as label_for does)
+            if name not in names and name.isdigit() and int(name) >= len(labels):
+                names[name] = int(name) - settings.label_offset
         unknown = [name for name in settings.classes if name not in names]
         if unknown:
             known = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")

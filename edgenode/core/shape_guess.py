@@ -103,7 +103,8 @@ def _yolo_head(spec: TensorSpec, input_size: tuple[int, int] | None, end_to_end:
     if is_end_to_end(dims, boxes, features, extra_features=extra_features, input_size=input_size, hint=end_to_end):
         ok = features >= 6 + extra_features
     else:
-        ok = features >= 5 + extra_features and boxes >= MIN_NUM_BOXES
+        cells = anchor_cells(input_size)
+        ok = features >= 5 + extra_features and (boxes >= MIN_NUM_BOXES or boxes in (cells, 3 * cells))
     return _out("detection", spec, dims) if ok else None
 
 

@@ -9,6 +9,7 @@ The file identifier (``TFL3``), the named metadata buffers (``Model.metadata`` -
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +34,11 @@ class FlatbufferError(ValueError):
 
 
 class _Reader:
-    def __init__(self, data: bytes | memoryview) -> None:
-        self.data = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    """Reads little-endian flatbuffer fields from ``data``: bytes, or any buffer that slices to bytes
+    (an ``mmap``); it keeps no buffer exports, so a memory map can be closed after an error."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
 
     def _unpack(self, fmt: str, position: int) -> int:
         size = struct.calcsize(fmt)
@@ -95,12 +99,12 @@ class _Reader:
         return bytes(self.data[start:start + length]).decode("utf-8", "replace") if start else ""
 
 
-def is_tflite(data: bytes | memoryview) -> bool:
+def is_tflite(data: Any) -> bool:
     """True when ``data`` starts like a TFLite flatbuffer (root offset, then ``TFL3``)."""
     return len(data) >= 8 and bytes(data[4:8]) == TFLITE_IDENTIFIER
 
 
-def metadata_buffers(model: bytes | memoryview) -> dict[str, bytes]:
+def metadata_buffers(model: Any) -> dict[str, bytes]:
     """The model's named metadata buffers, ``{name: bytes}`` (empty ones included as ``b""``)."""
     if not is_tflite(model):
         raise FlatbufferError("not a TFLite model (no TFL3 identifier)")
@@ -120,7 +124,7 @@ def metadata_buffers(model: bytes | memoryview) -> dict[str, bytes]:
     return found
 
 
-def io_tensors(model: bytes | memoryview) -> tuple[list[TensorSpec], list[TensorSpec]]:
+def io_tensors(model: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """The first subgraph's input and output tensors (as the runtime will report them)."""
     if not is_tflite(model):
         raise FlatbufferError("not a TFLite model (no TFL3 identifier)")
