@@ -97,11 +97,13 @@ def test_matches_the_reference_loop(data: tuple, iou: float, aware: bool, max_bo
     assert nms(boxes, scores, iou, max_boxes, classes).tolist() == expected
 
 
-@pytest.mark.parametrize("limit", [0, 10_000])
-def test_both_strategies_agree(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+def test_any_block_size_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
     rng = np.random.default_rng(7)
     xy = rng.uniform(0, 0.9, (300, 2)).astype(np.float32)
     boxes = np.concatenate([xy, xy + rng.uniform(0.02, 0.2, (300, 2)).astype(np.float32)], axis=1)
     scores = rng.uniform(0.2, 1.0, 300).astype(np.float32)
-    monkeypatch.setattr(nms_module, "MATRIX_LIMIT", limit)
+    monkeypatch.setattr(nms_module, "BLOCK", block)
+    classes = rng.integers(0, 3, 300)
     assert nms(boxes, scores, 0.45, 100).tolist() == reference_nms(boxes, scores, 0.45, 100)
+    assert nms(boxes, scores, 0.3, 300, classes).tolist() == reference_nms(boxes, scores, 0.3, 300, classes)

@@ -86,7 +86,7 @@ def test_warm_up_and_all_cores(echo_path: Path) -> None:
     runtime = load_runtime(echo_path, ModelSettings(echo_path, engine="cpu"),
                            runtimes=[Runtime("fake", FakeInterpreter, None)])
     assert FakeInterpreter.invokes == 1                     # one warm-up invoke at load
-    assert FakeInterpreter.created[0]["num_threads"] == os.cpu_count()
+    assert FakeInterpreter.created[0]["num_threads"] == len(os.sched_getaffinity(0))
     runtime.invoke()
     assert FakeInterpreter.invokes == 2
 

@@ -110,6 +110,14 @@ class TFLiteRuntime:
         return [get() for get in self._output_getters]
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which containers and systemd narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 class _BrokenRuntime(Exception):
     """This Python runtime cannot build interpreters here (tflite_runtime 2.14 under numpy 2)."""
 
@@ -118,7 +126,7 @@ def load_runtime(path: Path, settings: ModelSettings, *, environ: Mapping[str, s
                  descriptors: Path | None = None, runtimes: Sequence[Runtime] | None = None) -> TFLiteRuntime:
     """Load ``path`` with the delegate ``settings`` ask for (CPU when it cannot load) and warm it up."""
     check_model_file(path)
-    threads = settings.threads or os.cpu_count() or 1
+    threads = settings.threads or available_cores()
     plans = plan_delegates(settings, environ, descriptors)
     problems = []
     for runtime in runtimes or import_runtimes():

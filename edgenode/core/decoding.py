@@ -71,19 +71,21 @@ def raw_threshold(binding: Binding, threshold: float) -> np.generic | None:
     return bound
 
 
+_XYWH_TO_XYXY = np.array([[1, 0, -0.5, 0], [0, 1, 0, -0.5], [1, 0, 0.5, 0], [0, 1, 0, 0.5]], np.float32)
+
+
 def xywh_to_xyxy(xywh: NDArray[np.float32]) -> NDArray[np.float32]:
-    """``(4, K)`` centre x, y, width, height to ``(K, 4)`` x1, y1, x2, y2."""
-    x, y, w, h = xywh
-    half_w, half_h = w * np.float32(0.5), h * np.float32(0.5)
-    return np.stack([x - half_w, y - half_h, x + half_w, y + half_h], axis=1)
+    """``(4, K)`` centre x, y, width, height to ``(K, 4)`` x1, y1, x2, y2 (one matrix product)."""
+    xyxy: NDArray[np.float32] = (_XYWH_TO_XYXY @ xywh).T
+    return xyxy
 
 
 def normalise_boxes(boxes: NDArray[np.float32], layout: Layout) -> NDArray[np.float32]:
     """Boxes normalised to the input: pixel boxes (config ``normalized: false``, or unknown and
-    with a coordinate above :data:`PIXEL_COORDINATE`) are divided by the input size."""
+    with a coordinate above :data:`PIXEL_COORDINATE`) are divided by the input size (width, height)."""
     if layout.input_size is None or not boxes.size or layout.normalized is True:
         return boxes
-    if layout.normalized is None and float(np.abs(boxes).max()) <= PIXEL_COORDINATE:
+    if layout.normalized is None and float(boxes.max()) <= PIXEL_COORDINATE:
         return boxes
     width, height = layout.input_size
     scaled: NDArray[np.float32] = (boxes / np.array([width, height, width, height], np.float32)).astype(np.float32)
@@ -101,9 +103,8 @@ def make_detections(boxes: NDArray[np.float32], scores: NDArray[np.float32], cla
                     masks: tuple[NDArray[np.uint8], ...] | None = None,
                     semantic: NDArray[np.uint8] | None = None) -> Detections:
     """:class:`Detections` with the contract's dtypes."""
-    return Detections(np.ascontiguousarray(boxes, np.float32).reshape(-1, 4),
-                      np.ascontiguousarray(scores, np.float32).reshape(-1),
-                      np.ascontiguousarray(classes, np.int32).reshape(-1), masks, semantic)
+    return Detections(np.ascontiguousarray(boxes, np.float32), np.ascontiguousarray(scores, np.float32),
+                      np.ascontiguousarray(classes, np.int32), masks, semantic)
 
 
 def empty(instance_masks: bool = False, semantic: NDArray[np.uint8] | None = None) -> Detections:

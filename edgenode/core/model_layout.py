@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -78,11 +79,24 @@ class Binding:
         return view
 
     def dequantize(self, values: np.ndarray) -> np.ndarray:
-        """Real values (float32) of ``values`` taken from this output."""
+        """Real values (float32) of ``values`` taken from this output (a table lookup for 8-bit types)."""
+        table = self._table
+        if table is not None:
+            looked_up: np.ndarray = table[values.view(np.uint8)]
+            return looked_up
         real: np.ndarray = values.astype(np.float32, copy=False)
         if self.quantized:
             real = (real - np.float32(self.zero_point)) * np.float32(self.scale)
         return real
+
+    @cached_property
+    def _table(self) -> np.ndarray | None:
+        """Real value of each byte, indexed by the byte's unsigned bits, for 8-bit quantised outputs."""
+        if not self.quantized or np.dtype(self.spec.dtype) not in (np.dtype(np.int8), np.dtype(np.uint8)):
+            return None
+        codes = np.arange(256, dtype=np.uint8).view(self.spec.dtype).astype(np.float32)
+        table: np.ndarray = (codes - np.float32(self.zero_point)) * np.float32(self.scale)
+        return table
 
 
 @dataclass(frozen=True)
