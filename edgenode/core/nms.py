@@ -47,6 +47,7 @@ def nms(boxes: NDArray[np.float32], scores: np.ndarray, iou: float, max_boxes: i
     suppressed = 0  # bit j set: candidate j (in score order) is suppressed
     kept: list[int] = []
     start = 0
+    rows: slice | NDArray[np.intp]
     while start < count and len(kept) < max_boxes:
         if count <= BLOCK:
             block, rows = list(range(count)), slice(None)
