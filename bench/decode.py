@@ -115,6 +115,9 @@ def contenders(head: np.ndarray, scale: float, zero_point: int, aware: bool) -> 
 
 
 def main(argv: list[str]) -> str:
+    from edgenode.logs import configure_logging
+
+    configure_logging("warning", "console")  # keep model-loading lines out of the markdown on stdout
     repeats = 200
     folder = SHARED
     for arg in argv:
