@@ -10,6 +10,7 @@ decode" adds the ``from_numpy`` copy a TFLite pipeline pays every frame.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ ANCHORS = 8400
 THRESHOLD, IOU = 0.25, 0.45
 INT8 = (1 / 255, -128)
 IMAGE = TensorSpec("images", (1, 640, 640, 3), np.dtype(np.uint8), index=0)
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+SHARED = Path(os.environ.get("EDGENODE_TEST_MODELS", Path(__file__).resolve().parents[2] / "shared" / "models"))
 
 
 def planted(classes: int = 80, objects: int = 7, duplicates: int = 3, seed: int = 0) -> np.ndarray:
