@@ -1,0 +1,74 @@
+"""Build the decoder for a model from its config, output specs and the decode settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from edgenode.config import DecodeSettings
+from edgenode.core.decoding import CANDIDATE_CAP, DecodeParams, Decoder
+from edgenode.core.model_config import ModelConfig, ModelError
+from edgenode.core.model_description import label_for
+from edgenode.core.model_layout import (
+    ANCHOR_GRID_DET,
+    ANCHOR_GRID_SEGDET,
+    MODELPACK_DET,
+    MODELPACK_SEG,
+    MODELPACK_SEGDET,
+    YOLO_DET,
+    YOLO_E2E_DET,
+    YOLO_E2E_SEGDET,
+    YOLO_SEGDET,
+    YOLO_SPLIT_DET,
+    YOLO_SPLIT_E2E_DET,
+    YOLO_SPLIT_E2E_SEGDET,
+    YOLO_SPLIT_SEGDET,
+    Layout,
+    resolve_layout,
+)
+from edgenode.core.modelpack import AnchorGridDecoder, ModelPackDecoder
+from edgenode.core.tensors import TensorSpec
+from edgenode.core.yolo import EndToEndDecoder, YoloDecoder
+
+_DECODERS: dict[str, Callable[[Layout, DecodeParams], Decoder]] = {
+    YOLO_DET: YoloDecoder, YOLO_SEGDET: YoloDecoder, YOLO_SPLIT_DET: YoloDecoder, YOLO_SPLIT_SEGDET: YoloDecoder,
+    YOLO_E2E_DET: EndToEndDecoder, YOLO_E2E_SEGDET: EndToEndDecoder, YOLO_SPLIT_E2E_DET: EndToEndDecoder,
+    YOLO_SPLIT_E2E_SEGDET: EndToEndDecoder, ANCHOR_GRID_DET: AnchorGridDecoder, ANCHOR_GRID_SEGDET: AnchorGridDecoder,
+    MODELPACK_DET: ModelPackDecoder, MODELPACK_SEG: ModelPackDecoder, MODELPACK_SEGDET: ModelPackDecoder,
+}
+
+
+def decode_params(layout: Layout, settings: DecodeSettings, labels: Sequence[str] = (),
+                  candidate_cap: int = CANDIDATE_CAP) -> DecodeParams:
+    """Resolve the settings against the model: NMS mode (``--nms`` beats the config's ``nms:``, which
+    beats class-agnostic) and ``--classes`` names to class indices (via labels and ``--label-offset``)."""
+    mode = settings.nms or layout.nms or "agnostic"
+    classes = None
+    if settings.classes:
+        count = max(layout.num_classes, len(labels) - settings.label_offset, 0)
+        names = {label_for(labels, index, settings.label_offset): index for index in range(count)}
+        for name in settings.classes:  # beyond the labels, classes are named by index (as label_for does)
+            if name not in names and name.isdigit() and int(name) >= len(labels):
+                names[name] = int(name) - settings.label_offset
+        unknown = [name for name in settings.classes if name not in names]
+        if unknown:
+            known = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
+            raise ModelError(f"--classes {', '.join(unknown)}: not a label of this model (labels: {known or 'none'})")
+        classes = tuple(sorted({names[name] for name in settings.classes}))
+    return DecodeParams(settings.threshold, settings.iou, settings.max_boxes, mode == "aware", classes, candidate_cap)
+
+
+def decoder_for(layout: Layout, params: DecodeParams) -> Decoder:
+    """The decoder implementing ``layout``'s kind."""
+    return _DECODERS[layout.kind](layout, params)
+
+
+def build_decoder(config: ModelConfig | None, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+                  settings: DecodeSettings, *, family: str = "", ssd: bool = False, labels: Sequence[str] = (),
+                  end_to_end: bool | None = None) -> Decoder:
+    """Resolve the layout (config, else shapes; ``family`` = ``--decoder-model``, ``ssd`` = ``--ssd-model``)
+    and build its decoder. Raises :class:`ModelError` with a one-line fix for unusable models."""
+    layout = resolve_layout(config, inputs, outputs, family=family, ssd=ssd, end_to_end=end_to_end)
+    return decoder_for(layout, decode_params(layout, settings, labels))
+
+
+__all__ = ["build_decoder", "decode_params", "decoder_for"]
