@@ -110,51 +110,45 @@ class Pipeline(Generic[FrameT, GeometryT]):
 
     async def _prepare_loop(self, stop: asyncio.Event, out: asyncio.Queue[object]) -> None:
         slot = 0
-        try:
-            while not stop.is_set():
-                self.waiting_for_frames = True
-                frame = await self.stages.next_frame(self.poll_seconds)
-                self._touch()
-                if frame is None:
-                    continue
-                self.waiting_for_frames = False
-                staging = self._staging[slot]
-                received_ns = time.monotonic_ns()
-                try:
-                    geometry = await self._run_in("prepare", self.stages.prepare, frame, staging)
-                except Exception as exc:
-                    self.counters.prepare_failed += 1
-                    log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
-                    continue
-                slot = (slot + 1) % STAGING_BUFFERS
-                self.counters.prepared += 1
-                prepared = Prepared(frame, staging, geometry, received_ns, time.monotonic_ns() - received_ns)
-                await out.put(prepared)
-        finally:
-            await out.put(_END)
+        while not stop.is_set():
+            self.waiting_for_frames = True
+            frame = await self.stages.next_frame(self.poll_seconds)
+            self._touch()
+            if frame is None:
+                continue
+            self.waiting_for_frames = False
+            staging = self._staging[slot]
+            received_ns = time.monotonic_ns()
+            try:
+                geometry = await self._run_in("prepare", self.stages.prepare, frame, staging)
+            except Exception as exc:
+                self.counters.prepare_failed += 1
+                log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
+                continue
+            slot = (slot + 1) % STAGING_BUFFERS
+            self.counters.prepared += 1
+            await out.put(Prepared(frame, staging, geometry, received_ns, time.monotonic_ns() - received_ns))
+        await out.put(_END)  # only on a normal stop: when cancelled, nobody downstream is waiting
 
     async def _invoke_loop(self, inbox: asyncio.Queue[object], out: asyncio.Queue[object]) -> None:
         failures = 0
-        try:
-            while (item := await inbox.get()) is not _END:
-                assert isinstance(item, Prepared)
-                try:
-                    result = await self._run_in("invoke", self.stages.invoke, item.input)
-                except Exception as exc:
-                    failures += 1
-                    self.counters.invoke_failed += 1
-                    log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
-                              consecutive=failures)
-                    if failures >= self.max_invoke_failures:
-                        raise FatalPipelineError(f"the model failed {failures} frames in a row: {exc}") from exc
-                    continue
-                failures = 0
-                outputs, invoke_ns, output_ns = result
-                self.counters.inferred += 1
-                self._touch()
-                await out.put(Inferred(item, outputs, invoke_ns, output_ns))
-        finally:
-            await out.put(_END)
+        while (item := await inbox.get()) is not _END:
+            assert isinstance(item, Prepared)
+            try:
+                outputs, invoke_ns, output_ns = await self._run_in("invoke", self.stages.invoke, item.input)
+            except Exception as exc:
+                failures += 1
+                self.counters.invoke_failed += 1
+                log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
+                          consecutive=failures)
+                if failures >= self.max_invoke_failures:
+                    raise FatalPipelineError(f"the model failed {failures} frames in a row: {exc}") from exc
+                continue
+            failures = 0
+            self.counters.inferred += 1
+            self._touch()
+            await out.put(Inferred(item, outputs, invoke_ns, output_ns))
+        await out.put(_END)
 
     async def _post_loop(self, inbox: asyncio.Queue[object]) -> None:
         while (item := await inbox.get()) is not _END:
