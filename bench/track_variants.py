@@ -135,6 +135,7 @@ class LateExpiryTracker(ByteTracker):
         stale = (self._updated < timestamp_ns - lifespan) & ~matched_now
         if stale.any():
             self._updated[stale] = -(1 << 62)
+            self._quiet_until_ns = -(1 << 62)
             self._expire(timestamp_ns)
         return infos
 

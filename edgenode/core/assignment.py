@@ -12,9 +12,6 @@ from numpy.typing import NDArray
 MIN_UNION = 1e-12
 
 _EMPTY = np.zeros(0, np.intp)
-# Above this many allowed pairs, pairs without rivals are matched directly before LAPJV
-# (a speed choice only: the optimum is the same either way).
-_SPLIT_ABOVE = 24
 
 
 def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -22,15 +19,16 @@ def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.f
 
     Boxes with no area overlap nothing (IoU 0), even themselves.
     """
-    # Coordinates as contiguous rows: broadcasting (N, 1) against (1, M) is fastest that way.
-    ax1, ay1, ax2, ay2 = np.ascontiguousarray(np.asarray(a, np.float64).T)[:, :, None]
-    bx1, by1, bx2, by2 = np.ascontiguousarray(np.asarray(b, np.float64).T)[:, None, :]
-    width = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
-    height = np.minimum(ay2, by2) - np.maximum(ay1, by1)
-    np.maximum(width, 0.0, out=width)
-    np.maximum(height, 0.0, out=height)
-    inter = width * height
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
+    # Coordinates as contiguous rows; x and y are handled together as (2, N, M) blocks.
+    at = np.ascontiguousarray(np.asarray(a, np.float64).reshape(-1, 4).T)
+    bt = np.ascontiguousarray(np.asarray(b, np.float64).reshape(-1, 4).T)
+    overlap = np.minimum(at[2:, :, None], bt[2:, None, :])
+    overlap -= np.maximum(at[:2, :, None], bt[:2, None, :])
+    np.maximum(overlap, 0.0, out=overlap)
+    inter = overlap[0] * overlap[1]
+    size_a = at[2:] - at[:2]
+    size_b = bt[2:] - bt[:2]
+    union = (size_a[0] * size_a[1])[:, None] + size_b[0] * size_b[1]
     union -= inter
     np.maximum(union, MIN_UNION, out=union)
     inter /= union
@@ -47,13 +45,12 @@ def linear_assignment(
     allowed pair must cost at most ``cost_limit``. The matching minimises the summed cost of the
     chosen pairs plus ``cost_limit`` for every row-column pair left apart, i.e. it maximises the
     summed ``cost_limit - cost`` of the matched pairs (LAPJV's ``cost_limit`` semantics). Any shape
-    works, including empty and rectangular ones; pairs come back in increasing row order.
+    works, including empty and rectangular ones.
 
-    When no row and no column has two allowed partners the answer is read off directly. Otherwise
-    only rows and columns with an allowed partner go to ``lap.lapjv`` (in large problems, minus the
-    pairs whose row and column have no other option, matched directly), as a square matrix
-    extended with "unmatched" slots costing ``cost_limit / 2`` each: what ``extend_cost`` with
-    ``cost_limit`` builds, done here in numpy at a third of the cost, with finite costs only.
+    Pairs whose row and column have no other allowed partner are matched directly (when that is all
+    of them, LAPJV is not called at all). The contested rest goes to ``lap.lapjv`` as a square
+    matrix extended with "unmatched" slots costing ``cost_limit / 2`` each: what ``extend_cost``
+    with ``cost_limit`` builds, done here in numpy at a third of the cost, with finite costs only.
     Pairs come back in no particular order.
     """
     if not math.isfinite(cost_limit):
@@ -72,12 +69,11 @@ def linear_assignment(
     col_options = np.bincount(pair_cols, minlength=cost.shape[1])
     if row_options.max() <= 1 and col_options.max() <= 1:
         return pair_rows, pair_cols
-    direct_rows = direct_cols = _EMPTY
-    if len(pair_rows) > _SPLIT_ABOVE:
-        direct = (row_options[pair_rows] == 1) & (col_options[pair_cols] == 1)
-        direct_rows, direct_cols = pair_rows[direct], pair_cols[direct]
-        row_options[direct_rows] = 0
-        col_options[direct_cols] = 0
+    # Pairs whose row and column have no other option are matched directly.
+    direct = (row_options[pair_rows] == 1) & (col_options[pair_cols] == 1)
+    direct_rows, direct_cols = pair_rows[direct], pair_cols[direct]
+    row_options[direct_rows] = 0
+    col_options[direct_cols] = 0
     rows = row_options.nonzero()[0]
     cols = col_options.nonzero()[0]
     n_rows, n_cols = len(rows), len(cols)
@@ -92,7 +88,5 @@ def linear_assignment(
     row_to_col = lap.lapjv(square)[1][:n_rows]
     matched = (row_to_col < n_cols).nonzero()[0]
     matched = matched[sub_allowed[matched, row_to_col[matched]]]
-    if not len(direct_rows):
-        return rows[matched], cols[row_to_col[matched]]
     return (np.concatenate((direct_rows, rows[matched])),
             np.concatenate((direct_cols, cols[row_to_col[matched]])))

@@ -37,6 +37,7 @@ from edgenode.core.assignment import iou_matrix, linear_assignment
 from edgenode.core.kalman import KalmanXYAH, xyxy_to_xyah
 
 NS_PER_SECOND = 1_000_000_000
+_NEVER = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,8 @@ class ByteTracker:
         self._count = np.zeros(0, np.int64)
         self._updated = np.zeros(0, np.int64)
         self._last_box = np.zeros((0, 4))
+        # No track can expire at or before this stamp (a lower bound, refreshed when passed).
+        self._quiet_until_ns = _NEVER
 
     @classmethod
     def from_settings(cls, track: TrackSettings, decode: DecodeSettings,
@@ -200,10 +203,13 @@ class ByteTracker:
 
     def _expire(self, timestamp_ns: int) -> None:
         """Drop tracks whose last match is more than the lifespan before ``timestamp_ns``."""
-        oldest = timestamp_ns - self.lifespan_ns
-        if self._updated.min() >= oldest:
+        if timestamp_ns <= self._quiet_until_ns:
             return
-        keep = (self._updated >= oldest).nonzero()[0]
+        alive = self._updated >= timestamp_ns - self.lifespan_ns
+        if alive.all():
+            self._quiet_until_ns = int(self._updated.min()) + self.lifespan_ns
+            return
+        keep = alive.nonzero()[0]
         kept = keep.tolist()
         self._ids = [self._ids[i] for i in kept]
         self._created = [self._created[i] for i in kept]
@@ -211,6 +217,7 @@ class ByteTracker:
         self._updated = self._updated[keep]
         self._last_box = self._last_box[keep]
         self._kalman.keep(keep)
+        self._quiet_until_ns = int(self._updated.min()) + self.lifespan_ns if len(keep) else _NEVER
 
     def _associate(self, boxes: NDArray[np.float64], scores: NDArray[np.floating],
                    high: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -267,4 +274,5 @@ class ByteTracker:
         self._count = np.concatenate((self._count, np.ones(len(fresh), np.int64)))
         self._updated = np.concatenate((self._updated, np.full(len(fresh), timestamp_ns, np.int64)))
         self._last_box = np.concatenate((self._last_box, boxes[fresh]))
+        self._quiet_until_ns = min(self._quiet_until_ns, timestamp_ns + self.lifespan_ns)
         self._kalman.add(xyxy_to_xyah(boxes[fresh]))
