@@ -31,6 +31,8 @@ MIN_SIDE = 1e-5
 # included, is one matrix product.
 _POS, _VEL, _PP, _PV, _VV = (slice(4 * i, 4 * i + 4) for i in range(5))
 _H2, _ONE = 20, 21
+# Which gain (K_p of x, y, a, h, then K_v) multiplies each of the 20 state rows in an update.
+_GAIN_ROWS = np.array([0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7])
 _ROWS = 22
 
 
@@ -165,14 +167,14 @@ class KalmanXYAH:
         count = s.shape[1]
         np.square(s[3], out=s[_H2])
         # K = [P_pp; P_pv] / S per component, S = P_pp + R.
-        blocks = s[8:16].reshape(2, 4, count)
-        gain = blocks / (self._innovation @ s)
+        gain = (s[8:16].reshape(2, 4, count) / (self._innovation @ s)).reshape(8, count)
+        # x += K (z - x_pos); P -= K S K^T, which per component is P_pp -= K_p P_pp,
+        # P_pv -= K_p P_pv, P_vv -= K_v P_pv: one product of gains and factors over all 20 rows.
         step = np.asarray(xyah, np.float64).T - s[_POS]
-        # P -= K S K^T, per component: P_pp -= K_p P_pp, P_pv -= K_p P_pv, P_vv -= K_v P_pv;
-        # x += K (z - x_pos).
-        s[_VV] -= gain[1] * s[_PV]
-        blocks -= blocks * gain[0]
-        s[:8] += (gain * step).reshape(8, count)
+        factors = np.concatenate((step, step, s[_PP], s[_PV], s[_PV]))
+        np.negative(factors[8:], out=factors[8:])
+        factors *= gain.take(_GAIN_ROWS, axis=0)
+        s[:20] += factors
         self._state[:, tracks] = s
 
     # --- views -----------------------------------------------------------------------------------
