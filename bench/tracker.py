@@ -77,7 +77,7 @@ def _row(name: str, q: Quality) -> list[object]:
     return [name, f"{q.mota:.3f}", f"{q.idf1:.3f}", q.switches, q.false_positives, q.misses]
 
 
-def quality_tables(scenes: dict[str, list[Scene]]) -> str:
+def quality_tables(scenes: dict[str, list[Scene]]) -> tuple[str, Quality, Quality]:
     everything = [scene for group in scenes.values() for scene in group]
     rows = []
     for name, group in scenes.items():
@@ -129,7 +129,7 @@ def quality_tables(scenes: dict[str, list[Scene]]) -> str:
         rows.append([*_row(name, q)[:4], f"{q.idf1 - base.idf1:+.3f}", f"{q.switches - base.switches:+d}"])
     out += ["\n#### Ablation: each deviation reverted alone (all scenes, default flags)\n",
             table(["variant", "MOTA", "IDF1", "ID switches", "ΔIDF1", "Δswitches"], rows)]
-    return "".join(out)
+    return "".join(out), ours, theirs
 
 
 def _speed_scene(objects: int, clean: bool) -> Scene:
@@ -164,10 +164,11 @@ class _Feeder:
         return self.tracker.update(boxes, scores, classes, stamp + loop * self.period)
 
 
-def speed_table(repeats: int) -> str:
+def speed_table(repeats: int) -> tuple[str, float]:
     import edgefirst.tracker as eft
 
     rows = []
+    ratio_at_30 = 0.0
     for clean in (True, False):
         for objects in (10, 30, 100):
             scene = _speed_scene(objects, clean)
@@ -179,13 +180,16 @@ def speed_table(repeats: int) -> str:
                                    "edgefirst": _Feeder(scene, theirs, True)}, repeats, warmup=30)
             boxes = np.mean([np.count_nonzero(f.scores >= DEFAULTS.decoder) for f in scene.frames])
             a, b = timings["edgenode"], timings["edgefirst"]
+            if objects == 30 and not clean:
+                ratio_at_30 = a.median / b.median
             rows.append(["clean" if clean else "realistic", objects, f"{boxes:.0f}",
                          f"{a.median * 1e6:.0f} ({a.percentile(90) * 1e6:.0f})",
                          f"{b.median * 1e6:.0f} ({b.percentile(90) * 1e6:.0f})", f"{a.median / b.median:.2f}"])
-    return ("#### Update time, µs: median (p90), interleaved in one run\n\n"
+    text = ("#### Update time, µs: median (p90), interleaved in one run\n\n"
             "clean: every object detected at a high score, nothing else; realistic: the scene generator's "
             "misses, score dips, false boxes, crossings and occlusions.\n\n"
             + table(["frames", "objects", "boxes per frame", "edgenode", "edgefirst-tracker", "ratio"], rows))
+    return text, ratio_at_30
 
 
 def main(argv: list[str]) -> str:
@@ -198,8 +202,15 @@ def main(argv: list[str]) -> str:
     intro = (f"\nScenes: {', '.join(SCENES)}; seeds 0-{len(seeds) - 1}; {frames} frames in all. Flags at their "
              "defaults (--track-high-conf 0.7, --track-score 0.1, --track-iou 0.25, --track-update 0.25, "
              "--track-extra-lifespan 0.5). A hypothesis matches the ground truth at IoU >= 0.5.\n\n")
-    return (header("Tracking: edgenode ByteTracker vs edgefirst-tracker " + _version()) + intro
-            + quality_tables(scenes) + "\n" + speed_table(repeats))
+    quality, ours, theirs = quality_tables(scenes)
+    speed, ratio = speed_table(repeats)
+    met = ours.idf1 >= theirs.idf1 and ours.switches <= theirs.switches
+    summary = (f"**Summary.** Quality goal ({'met' if met else 'NOT met'}): IDF1 {ours.idf1:.3f} vs "
+               f"{theirs.idf1:.3f}, identity switches {ours.switches} vs {theirs.switches}, MOTA {ours.mota:.3f} vs "
+               f"{theirs.mota:.3f}. Speed goal (within 2x at 30 objects, realistic frames): "
+               f"{'met' if ratio <= 2 else 'NOT met'}, {ratio:.2f}x.\n\n")
+    return (header("Tracking: edgenode ByteTracker vs edgefirst-tracker " + _version()) + intro + summary
+            + quality + "\n" + speed)
 
 
 def _version() -> str:

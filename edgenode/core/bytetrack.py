@@ -77,9 +77,11 @@ def track_thresholds(track: TrackSettings, decode: DecodeSettings) -> TrackThres
     """Decoder and tracker thresholds for both EdgeFirst flag generations.
 
     Without tracking the decoder runs at ``--threshold``. With tracking it runs at
-    ``min(--threshold, --track-score)`` so boxes between ``--track-score`` and the high threshold
-    reach pass 2 (EdgeFirst 2.8's intent); the high threshold is ``--track-high-conf`` (2.7's
-    flag, default 0.7) and the low one ``--track-score`` (capped at the high threshold).
+    ``min(--threshold, --track-score)`` so boxes from ``--track-score`` up reach pass 2 (2.8's
+    intent; 2.7 cut them at ``--threshold``); the high threshold, which starts tracks, is
+    ``--track-high-conf`` (2.7's flag, 0.7) and the low one ``--track-score`` (capped at the high
+    one). 2.8 used ``--threshold`` as the high threshold: set ``--track-high-conf`` to it for that.
+    BENCHMARKS.md compares the three on ground truth.
     """
     if not track.enabled:
         return TrackThresholds(decode.threshold, track.high_conf, min(track.score, track.high_conf))
