@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import header, interleaved, table
-from track_quality import (
+from trackeval.quality import (
     EdgefirstTracker,
     EdgenodeTracker,
     Params,
@@ -34,7 +34,7 @@ from track_quality import (
     evaluate,
     pooled,
 )
-from track_variants import (
+from trackeval.variants import (
     AnyScoreSecondPassTracker,
     FrameClockKalman,
     InnovationScaledKalman,

@@ -13,7 +13,7 @@ from edgenode.evaluation.track_scenes import SCENES, SceneSpec, generate
 pytest.importorskip("motmetrics")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from track_quality import (
+from trackeval.quality import (
     EdgefirstTracker,
     EdgenodeTracker,
     Params,
