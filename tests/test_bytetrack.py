@@ -191,6 +191,12 @@ def test_active_tracks_report_live_tracks() -> None:
     np.testing.assert_allclose(active["t0"].box, moving(0.1)[:4], atol=0.01)
 
 
+def test_numpy_stamps_come_back_as_python_ints() -> None:
+    tracker = ByteTracker()
+    info = tracker.update(*frame(moving(0.2)), np.int64(START_NS))[0]
+    assert info is not None and type(info.created_ns) is int and type(info.lifetime) is int
+
+
 def test_time_going_backwards_does_not_break_tracking() -> None:
     tracker = ByteTracker(id_factory=counter())
     tracker.update(*frame(moving(0.2)), START_NS)

@@ -101,7 +101,8 @@ class ByteTracker:
     below ``high_conf``); ``iou``: least overlap between a track and a box to match them;
     ``update``: how far a match pulls a track (see :class:`KalmanXYAH`); ``lifespan_ns``: how long
     an unmatched track is kept, in camera nanoseconds. ``id_factory`` makes track ids (default
-    uuid4 strings); ``kalman`` replaces the default filter (it must be empty).
+    uuid4 strings); ``kalman`` replaces the default filter (it must be empty; its own ``update``
+    applies).
     """
 
     def __init__(
@@ -163,6 +164,7 @@ class ByteTracker:
         ``classes`` is accepted for the pipeline's convenience; association ignores it, as
         EdgeFirst's tracker does.
         """
+        timestamp_ns = int(timestamp_ns)
         xyxy: NDArray[np.float64] = np.asarray(boxes, np.float64)
         scores = np.asarray(scores)
         count = len(scores)
