@@ -1,0 +1,1 @@
+"""Tools that measure the node's algorithms against ground truth; the running node never imports them."""

@@ -1,0 +1,127 @@
+"""IoU matrix and optimal assignment: brute-force oracles, edge cases, and only finite costs reach lapjv."""
+
+from __future__ import annotations
+
+import itertools
+
+import lap
+import numpy as np
+import pytest
+
+from edgenode.core import assignment
+from edgenode.core.assignment import iou_matrix, linear_assignment
+
+
+def iou_one(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def best_profit(cost: np.ndarray, limit: float, allowed: np.ndarray) -> float:
+    """Largest summed (limit - cost) over all matchings of allowed pairs, by enumeration."""
+    n, m = cost.shape
+    best = 0.0
+    for size in range(1, min(n, m) + 1):
+        for rows in itertools.combinations(range(n), size):
+            for cols in itertools.permutations(range(m), size):
+                if all(allowed[r, c] for r, c in zip(rows, cols, strict=True)):
+                    best = max(best, sum(limit - cost[r, c] for r, c in zip(rows, cols, strict=True)))
+    return best
+
+
+def test_iou_matrix_matches_pairwise() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, (7, 4))
+    a[:, 2:] = a[:, :2] + rng.uniform(0, 0.4, (7, 2))
+    b = np.vstack((a[:3] + 0.02, rng.uniform(0, 0.5, (2, 4)) @ np.array([[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0],
+                                                                        [0, 0, 0, 1]])))
+    expected = np.array([[iou_one(x, y) for y in b] for x in a])
+    np.testing.assert_allclose(iou_matrix(a, b), expected, atol=1e-12)
+    np.testing.assert_allclose(np.diag(iou_matrix(a, a)), 1.0)
+
+
+def test_iou_matrix_shapes_and_degenerate_boxes() -> None:
+    assert iou_matrix(np.zeros((0, 4)), np.zeros((3, 4))).shape == (0, 3)
+    assert iou_matrix(np.zeros((2, 4)), np.zeros((0, 4))).shape == (2, 0)
+    flat = np.array([[0.5, 0.1, 0.5, 0.3]])
+    assert iou_matrix(flat, flat)[0, 0] == 0.0  # no area, no overlap, no NaN
+    assert iou_matrix(flat, np.array([[0.1, 0.1, 0.6, 0.3]]))[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (3, 2), (4, 4), (5, 3), (2, 6)])
+def test_linear_assignment_is_optimal(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(25):
+        cost = rng.uniform(0, 1, shape)
+        limit = 0.6
+        rows, cols = linear_assignment(cost, limit)
+        assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+        assert np.all(cost[rows, cols] <= limit)
+        profit = float(np.sum(limit - cost[rows, cols]))
+        assert profit == pytest.approx(best_profit(cost, limit, cost <= limit))
+
+
+def test_sparse_frames_take_the_direct_path_without_lapjv(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("lapjv called for an unambiguous matrix")
+
+    monkeypatch.setattr(assignment.lap, "lapjv", refuse)
+    cost = np.full((4, 5), 1.0)
+    cost[0, 3], cost[2, 0], cost[3, 4] = 0.1, 0.2, 0.3
+    rows, cols = linear_assignment(cost, 0.5)
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 3), (2, 0), (3, 4)]
+
+
+def test_lapjv_only_sees_finite_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[np.ndarray] = []
+    real = lap.lapjv
+
+    def spy(cost: np.ndarray, **kwargs: object) -> object:
+        seen.append(cost.copy())
+        return real(cost, **kwargs)
+
+    monkeypatch.setattr(assignment.lap, "lapjv", spy)
+    cost = np.array([[0.1, 0.2, np.inf], [0.15, np.nan, 0.3], [np.inf, 0.05, 0.1]])
+    rows, cols = linear_assignment(cost, 0.5)
+    assert seen and all(np.isfinite(matrix).all() for matrix in seen)
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 0), (1, 2), (2, 1)]
+
+
+def test_direct_pairs_and_a_contested_block_together() -> None:
+    cost = np.full((4, 4), 9.0)
+    cost[0, 0] = 0.1  # alone
+    cost[1, 1], cost[1, 2], cost[2, 1] = 0.2, 0.3, 0.25  # contested: 1-2 and 2-1 beat 1-1
+    rows, cols = linear_assignment(cost, 0.5)
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 0), (1, 2), (2, 1)]
+
+
+def test_allowed_mask_forbids_pairs() -> None:
+    cost = np.array([[0.1, 0.2], [0.3, 0.4]])
+    allowed = np.array([[False, True], [True, True]])
+    rows, cols = linear_assignment(cost, 1.0, allowed)
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 1), (1, 0)]
+
+
+def test_pairs_at_the_limit_are_kept() -> None:
+    rows, cols = linear_assignment(np.array([[0.75, 0.75], [0.75, 2.0]]), 0.75)
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 1), (1, 0)]
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3), (3, 0)])
+def test_empty_matrices(shape: tuple[int, int]) -> None:
+    rows, cols = linear_assignment(np.zeros(shape), 0.5)
+    assert rows.size == cols.size == 0
+
+
+def test_nothing_allowed_matches_nothing() -> None:
+    rows, cols = linear_assignment(np.full((3, 2), 5.0), 0.5)
+    assert rows.size == cols.size == 0
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        linear_assignment(np.zeros((2, 2)), float("inf"))
+    with pytest.raises(ValueError, match="2-D"):
+        linear_assignment(np.zeros(3), 0.5)

@@ -1,0 +1,240 @@
+"""ByteTracker behaviour: EdgeFirst track fields, both passes, occlusion, expiry in camera time, alignment."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from edgenode.config import DecodeSettings, TrackSettings
+from edgenode.core.bytetrack import ByteTracker, TrackInfo, track_thresholds
+
+FRAME_NS = 33_333_333
+START_NS = 1_700_000_000_000_000_000
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def counter(prefix: str = "t") -> Callable[[], str]:
+    numbers = itertools.count()
+    return lambda: f"{prefix}{next(numbers)}"
+
+
+def frame(*boxes: tuple[float, float, float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes as (x1, y1, x2, y2, score) -> float32 boxes, float32 scores, int32 classes."""
+    rows = np.array(boxes, np.float32).reshape(-1, 5)
+    return rows[:, :4].copy(), rows[:, 4].copy(), np.zeros(len(rows), np.int32)
+
+
+def moving(x: float, y: float = 0.4, size: float = 0.1, score: float = 0.9) -> tuple[float, float, float, float, float]:
+    return (x, y, x + size, y + size, score)
+
+
+def ids(infos: list[TrackInfo | None]) -> list[str | None]:
+    return [None if info is None else info.id for info in infos]
+
+
+def run(tracker: ByteTracker, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        stamps: list[int] | None = None) -> Iterator[list[TrackInfo | None]]:
+    for index, (boxes, scores, classes) in enumerate(frames):
+        stamp = stamps[index] if stamps else START_NS + index * FRAME_NS
+        yield tracker.update(boxes, scores, classes, stamp)
+
+
+def test_track_fields_follow_edgefirst() -> None:
+    tracker = ByteTracker()
+    stamps = [START_NS + i * FRAME_NS for i in range(4)]
+    out = list(run(tracker, [frame(moving(0.1 + 0.01 * i)) for i in range(4)], stamps))
+    infos = [infos[0] for infos in out]
+    assert all(info is not None for info in infos)
+    first = infos[0]
+    assert first is not None and UUID4.match(first.id) and len(first.id) == 36
+    assert {info.id for info in infos if info} == {first.id}
+    assert [info.lifetime for info in infos if info] == [1, 1, 2, 3]  # count before this frame's match
+    assert {info.created_ns for info in infos if info} == {stamps[0]}
+
+
+def test_output_is_aligned_with_input_boxes_including_none() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    a, b = moving(0.1, 0.1), moving(0.6, 0.6)
+    first = tracker.update(*frame(a, b), START_NS)
+    assert ids(first) == ["t0", "t1"]
+    # Shuffled, with a lone low-score box (no track may start from it) and a new high box between.
+    low_alone = (0.8, 0.1, 0.9, 0.2, 0.3)
+    new = (0.4, 0.8, 0.5, 0.9, 0.95)
+    second = tracker.update(*frame(b, low_alone, new, a), START_NS + FRAME_NS)
+    assert ids(second) == ["t1", None, "t2", "t0"]
+
+
+def test_low_scores_keep_a_track_alive_but_never_start_one() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    assert ids(tracker.update(*frame(moving(0.2, score=0.5)), START_NS)) == [None]
+    assert len(tracker) == 0
+    out = list(run(tracker, [frame(moving(0.2 + 0.005 * i, score=0.9 if i == 0 else 0.3)) for i in range(20)]))
+    assert {infos[0].id for infos in out if infos[0]} == {"t0"}
+    assert all(infos[0] is not None for infos in out)
+    assert len(tracker) == 1
+
+
+def test_boxes_below_low_score_are_ignored() -> None:
+    tracker = ByteTracker(low_score=0.2, id_factory=counter())
+    tracker.update(*frame(moving(0.2)), START_NS)
+    assert ids(tracker.update(*frame(moving(0.2, score=0.15)), START_NS + FRAME_NS)) == [None]
+
+
+def test_crossing_objects_keep_their_identities() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    frames = []
+    for i in range(60):  # two boxes pass each other, overlapping for several frames
+        left = 0.05 + 0.012 * i
+        right = 0.8 - 0.012 * i
+        frames.append(frame(moving(left, y=0.40), moving(right, y=0.44)))
+    out = list(run(tracker, frames))
+    assert all(ids(infos) == ["t0", "t1"] for infos in out)
+
+
+def test_occlusion_of_several_frames_is_bridged_within_the_lifespan() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    frames = []
+    for i in range(40):
+        box = moving(0.1 + 0.008 * i)
+        frames.append(frame() if 15 <= i < 25 else frame(box))  # hidden for 10 frames (0.33 s)
+    out = list(run(tracker, frames))
+    seen = {infos[0].id for infos in out if infos}
+    assert seen == {"t0"}
+    assert out[25][0] is not None and out[25][0].lifetime == 15  # 15 earlier matches, then the gap
+
+
+def test_a_track_that_stopped_while_hidden_is_recovered_where_it_was_last_seen() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    frames = [frame(moving(0.1 + 0.01 * i)) for i in range(15)]
+    frames += [frame()] * 8 + [frame(moving(0.24))] * 5  # it stopped right after vanishing
+    out = list(run(tracker, frames))
+    assert {infos[0].id for infos in out if infos} == {"t0"}
+
+
+def test_tracks_expire_after_the_lifespan_of_camera_time_not_frames() -> None:
+    box = moving(0.3)
+    # 3 missing frames at 5 fps = 0.6 s > 0.5 s: a new track.
+    slow = ByteTracker(id_factory=counter())
+    stamps = [START_NS + i * 200_000_000 for i in (0, 1, 5)]
+    out = list(run(slow, [frame(box), frame(box), frame(box)], stamps))
+    assert ids(out[-1]) == ["t1"]
+    # 12 missing frames at 100 fps = 0.13 s: the same track.
+    fast = ByteTracker(id_factory=counter())
+    stamps = [START_NS + i * 10_000_000 for i in (0, 1, 14)]
+    out = list(run(fast, [frame(box), frame(box), frame(box)], stamps))
+    assert ids(out[-1]) == ["t0"]
+
+
+def test_lifespan_boundary_is_inclusive() -> None:
+    tracker = ByteTracker(lifespan_ns=500_000_000, id_factory=counter())
+    tracker.update(*frame(moving(0.3)), START_NS)
+    assert ids(tracker.update(*frame(), START_NS + 500_000_000)) == []
+    assert len(tracker) == 1
+    tracker.update(*frame(), START_NS + 500_000_001)
+    assert len(tracker) == 0
+
+
+def test_dropped_frames_are_predicted_by_elapsed_time() -> None:
+    tracker = ByteTracker(update=1.0, id_factory=counter())
+    speed = 0.4  # per second; a box 0.06 wide moves more than its width in the 200 ms gaps
+    times = [0, 33, 67, 100, 133, 167, 200, 400, 433, 633, 667, 700, 900]
+    frames = [frame(moving(0.05 + speed * t / 1000, size=0.06)) for t in times]
+    out = list(run(tracker, frames, [START_NS + t * 1_000_000 for t in times]))
+    assert [ids(infos) for infos in out] == [["t0"]] * len(times)
+
+
+def test_trackers_are_independent() -> None:
+    one, two = ByteTracker(), ByteTracker()
+    a = one.update(*frame(moving(0.2)), START_NS)[0]
+    b = two.update(*frame(moving(0.2)), START_NS)[0]
+    assert a is not None and b is not None and a.id != b.id
+    one.update(*frame(moving(0.7)), START_NS + FRAME_NS)
+    assert len(one) == 2 and len(two) == 1
+    first, second = ByteTracker(id_factory=counter("a")), ByteTracker(id_factory=counter("b"))
+    assert ids(first.update(*frame(moving(0.2)), START_NS)) == ["a0"]
+    assert ids(second.update(*frame(moving(0.2)), START_NS)) == ["b0"]
+
+
+def test_injected_ids_make_runs_deterministic() -> None:
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(30):
+        boxes = [moving(0.1 + 0.01 * i + 0.3 * k, y=0.2 + 0.2 * k, score=float(rng.uniform(0.2, 1.0)))
+                 for k in range(3)]
+        frames.append(frame(*[boxes[k] for k in rng.permutation(3)]))
+    first = [ids(infos) for infos in run(ByteTracker(id_factory=counter()), frames)]
+    second = [ids(infos) for infos in run(ByteTracker(id_factory=counter()), frames)]
+    assert first == second
+
+
+def test_empty_frames_and_inputs() -> None:
+    tracker = ByteTracker()
+    assert tracker.update(*frame(), START_NS) == []
+    tracker.update(*frame(moving(0.2)), START_NS + FRAME_NS)
+    assert tracker.update(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
+                          START_NS + 2 * FRAME_NS) == []
+    assert len(tracker.active_tracks()) == 1
+
+
+def test_active_tracks_report_live_tracks() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    tracker.update(*frame(moving(0.1), moving(0.5)), START_NS)
+    tracker.update(*frame(moving(0.1)), START_NS + FRAME_NS)
+    active = {track.id: track for track in tracker.active_tracks()}
+    assert set(active) == {"t0", "t1"}
+    assert active["t0"].lifetime == 2 and active["t1"].lifetime == 1
+    assert active["t0"].last_updated_ns == START_NS + FRAME_NS and active["t1"].created_ns == START_NS
+    np.testing.assert_allclose(active["t0"].box, moving(0.1)[:4], atol=0.01)
+
+
+def test_numpy_stamps_come_back_as_python_ints() -> None:
+    tracker = ByteTracker()
+    info = tracker.update(*frame(moving(0.2)), np.int64(START_NS))[0]
+    assert info is not None and type(info.created_ns) is int and type(info.lifetime) is int
+
+
+def test_time_going_backwards_does_not_break_tracking() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    tracker.update(*frame(moving(0.2)), START_NS)
+    assert ids(tracker.update(*frame(moving(0.2)), START_NS - FRAME_NS)) == ["t0"]
+
+
+def test_bad_inputs_are_refused() -> None:
+    tracker = ByteTracker()
+    with pytest.raises(ValueError, match="boxes"):
+        tracker.update(np.zeros((2, 4), np.float32), np.zeros(3, np.float32), np.zeros(2, np.int32), START_NS)
+    with pytest.raises(ValueError, match="low_score"):
+        ByteTracker(high_conf=0.3, low_score=0.5)
+    with pytest.raises(ValueError, match="iou"):
+        ByteTracker(iou=1.5)
+    with pytest.raises(ValueError, match="lifespan"):
+        ByteTracker(lifespan_ns=-1)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "track", "expected"),
+    [
+        # EdgeFirst 2.7 flags: decoder --threshold, high --track-high-conf.
+        (0.45, TrackSettings(enabled=True, high_conf=0.7, score=0.1), (0.1, 0.7, 0.1)),
+        # EdgeFirst 2.8 flags: --track-score below --threshold lets low boxes reach pass 2.
+        (0.5, TrackSettings(enabled=True, high_conf=0.5, score=0.2), (0.2, 0.5, 0.2)),
+        # --track-score above the high threshold: no pass 2, decoder at --threshold.
+        (0.45, TrackSettings(enabled=True, high_conf=0.6, score=0.8), (0.45, 0.6, 0.6)),
+        # Not tracking: the decoder runs at --threshold.
+        (0.45, TrackSettings(enabled=False), (0.45, 0.7, 0.1)),
+    ],
+)
+def test_threshold_semantics(threshold: float, track: TrackSettings, expected: tuple[float, float, float]) -> None:
+    got = track_thresholds(track, DecodeSettings(threshold=threshold))
+    assert (got.decoder, got.high_conf, got.low_score) == pytest.approx(expected)
+
+
+def test_tracker_from_settings() -> None:
+    settings = TrackSettings(enabled=True, extra_lifespan=1.5, high_conf=0.6, score=0.2, iou=0.3, update=0.5)
+    tracker = ByteTracker.from_settings(settings, DecodeSettings(), id_factory=counter())
+    assert (tracker.high_conf, tracker.low_score, tracker.iou, tracker.lifespan_ns) == (0.6, 0.2, 0.3, 1_500_000_000)
+    assert ids(tracker.update(*frame(moving(0.2, score=0.65)), START_NS)) == ["t0"]
