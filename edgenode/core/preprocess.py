@@ -251,7 +251,8 @@ class _Rows:
         self.indices = rows
         self.rows = _as_slice(rows)
         self.copy = None if self.rows is not None else np.empty((len(rows), source.columns), source.dtype)
-        self.current: NDArray[Any] = np.empty(0, source.dtype)
+        self.idle: NDArray[Any] = np.empty((0, source.columns), source.dtype)
+        self.current: NDArray[Any] = self.idle
 
     def load(self, view: NDArray[Any]) -> None:
         if self.rows is not None:
@@ -260,6 +261,10 @@ class _Rows:
             assert self.copy is not None
             np.take(view, self.indices, axis=0, out=self.copy, mode="clip")
             self.current = self.copy
+
+    def release(self) -> None:
+        """Drop any view of the frame, so its mapping can be closed."""
+        self.current = self.idle
 
 
 class _Corner:
@@ -360,6 +365,8 @@ class _Plan:
             if self.row_weight is not None:
                 _blend(first, second, self.row_weight)
             values.append(first)
+        for rows in self.rows:
+            rows.release()
         return values
 
 
