@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -244,3 +246,25 @@ def test_short_buffer_is_refused_before_reading() -> None:
     layout = describe_frame(YUYV, 320, 240, stride, len(data))
     with pytest.raises(PreprocessError, match="smaller than its layout"):
         CpuPreprocessor(spec(np.uint8)).convert_array(data[:-1], layout)
+
+
+@pytest.mark.parametrize("fmt", [YUYV, NV12, RGBA], ids=["YUYV", "NV12", "RGBA"])
+@pytest.mark.parametrize("bands", [2, 3, 7])
+def test_bands_give_the_same_tensor(fmt: PixelFormat, bands: int) -> None:
+    data, stride = make_frame(fmt, 320, 240)
+    layout = describe_frame(fmt, 320, 240, stride, len(data))
+    whole = CpuPreprocessor(spec(np.int8, scale=1 / 255, zero_point=-128), "letterbox")
+    jobs: list[int] = []
+
+    def runner(work: list[Callable[[], None]]) -> None:
+        jobs.append(len(work))
+        for job in reversed(work):
+            job()
+
+    split = CpuPreprocessor(spec(np.int8, scale=1 / 255, zero_point=-128), "letterbox", bands=bands, runner=runner)
+    whole.convert_array(data, layout)
+    split.convert_array(data, layout)
+    np.testing.assert_array_equal(split.tensor, whole.tensor)
+    assert jobs == [bands]
+    with pytest.raises(PreprocessError, match="bands"):
+        CpuPreprocessor(spec(np.uint8), bands=0)

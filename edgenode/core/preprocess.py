@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -314,20 +316,22 @@ class _Corner:
 
 
 class _Plan:
-    """Everything needed to convert frames of one layout into one input geometry."""
+    """How to sample the output rows ``band`` (of the content rectangle) from frames of one layout."""
 
-    def __init__(self, layout: FrameLayout, geometry: InputGeometry) -> None:
+    def __init__(self, layout: FrameLayout, geometry: InputGeometry, band: slice) -> None:
         self.layout = layout
         self.geometry = geometry
+        self.band = band
         self.planes, channels = _planes_and_channels(layout)
         self.colour = layout.format.colour
-        rows = AxisTaps.bilinear(geometry.height, layout.height)
+        all_rows = AxisTaps.bilinear(geometry.height, layout.height)
+        rows = AxisTaps(all_rows.first[band], all_rows.second[band], all_rows.weight[band])
         columns = AxisTaps.bilinear(geometry.width, layout.width)
         row_taps = [rows.first] + ([] if rows.exact else [rows.second])
         column_taps = [columns.first] + ([] if columns.exact else [columns.second])
         self.row_weight = None if rows.exact else rows.weight[:, None]
         self.column_weight = None if columns.exact else columns.weight[None, :]
-        shape = (geometry.height, geometry.width)
+        shape = (len(rows.first), geometry.width)
         self.buffers = [(np.empty(shape, np.float32), np.empty(shape, np.float32)) for _ in channels]
         self.scratch = np.empty(shape, np.float32)
         self.rows: list[_Rows] = []
@@ -382,14 +386,95 @@ def _blend(first: NDArray[np.float32], second: NDArray[np.float32], weight: NDAr
 # --------------------------------------------------------------------------------------------
 
 
+class _Band:
+    """One horizontal band of the output: its sampling plan and its scratch buffers."""
+
+    def __init__(self, layout: FrameLayout, geometry: InputGeometry, band: slice, target: InputTarget,
+                 encoding: InputEncoding) -> None:
+        self.plan = _Plan(layout, geometry, band)
+        self.target, self.encoding = target, encoding
+        shape = self.plan.scratch.shape
+        self.temp = np.empty(shape, np.float32)
+        self.pixels = np.empty(shape, np.uint8)
+        self.rows = slice(geometry.top + band.start, geometry.top + band.stop)
+        self.columns = slice(geometry.left, geometry.left + geometry.width)
+
+    def convert(self, data: NDArray[np.uint8], tensor: NDArray[Any]) -> None:
+        """Sample this band of ``data`` and write it into ``tensor``."""
+        values = self.plan.sample(data)
+        is_float = self.encoding.kind == "float"
+        unit = np.float32(1.0 / 255.0 if is_float else 1.0)
+        rounding = np.float32(0.0 if is_float else 0.5)
+        if self.plan.colour == "yuv":
+            luma, blue_diff, red_diff = values
+            matrix = (YUV_TO_RGB * unit).astype(np.float32)
+            np.multiply(luma, matrix[0, 0], out=luma)
+            np.add(luma, np.float32(-16.0 * matrix[0, 0]) + rounding, out=luma)
+            np.subtract(blue_diff, np.float32(128.0), out=blue_diff)
+            np.subtract(red_diff, np.float32(128.0), out=red_diff)
+            np.multiply(red_diff, matrix[0, 2], out=self.temp)
+            np.add(self.temp, luma, out=self.temp)
+            self._store(tensor, 0, self.temp)
+            np.multiply(blue_diff, matrix[2, 1], out=self.temp)
+            np.add(self.temp, luma, out=self.temp)
+            self._store(tensor, 2, self.temp)
+            np.multiply(blue_diff, matrix[1, 1], out=blue_diff)
+            np.multiply(red_diff, matrix[1, 2], out=red_diff)
+            np.add(blue_diff, red_diff, out=blue_diff)
+            np.add(blue_diff, luma, out=blue_diff)
+            self._store(tensor, 1, blue_diff)
+        else:
+            for channel, value in enumerate(values * 3 if self.plan.colour == "grey" else values):
+                np.multiply(value, unit, out=self.temp)
+                if rounding:
+                    np.add(self.temp, rounding, out=self.temp)
+                self._store(tensor, channel, self.temp)
+
+    def _region(self, tensor: NDArray[Any], channel: int) -> NDArray[Any]:
+        return self.target.channel(tensor, channel)[self.rows, self.columns]
+
+    def _store(self, tensor: NDArray[Any], channel: int, value: NDArray[np.float32]) -> None:
+        """Clip ``value`` (in the encoding's units, rounding offset added) and write it as channel ``channel``."""
+        kind = self.encoding.kind
+        if kind == "float":
+            np.clip(value, 0.0, 1.0, out=self._region(tensor, channel))
+            return
+        np.clip(value, 0.0, 255.0, out=value)
+        np.copyto(self.pixels, value, casting="unsafe")  # contiguous float->u8 is fast; the strided write a copy
+        if kind == "uint8":
+            np.copyto(self._region(tensor, channel), self.pixels)
+        elif kind == "int8":  # v - 128 is v with its top bit flipped, read as int8
+            np.bitwise_xor(self.pixels, 0x80, out=self._region(tensor.view(np.uint8), channel))
+        else:
+            assert self.encoding.table is not None
+            np.take(self.encoding.table, self.pixels, out=self._region(tensor, channel))
+
+
+BandRunner = Callable[[list[Callable[[], None]]], None]
+"""Runs every job and returns when all are done (e.g. on a thread pool); injected from outside core."""
+
+
+def run_in_turn(jobs: list[Callable[[], None]]) -> None:
+    """The default :data:`BandRunner`: one job after another."""
+    for job in jobs:
+        job()
+
+
 class CpuPreprocessor:
-    """numpy preprocessing into a reused input tensor; one plan per frame layout, built on first use."""
+    """numpy preprocessing into a reused input tensor; plans are built for the first frame of each layout.
+
+    ``bands`` splits the output into horizontal bands converted independently; with a
+    ``runner`` that runs jobs on threads (numpy releases the GIL in its loops) they run in parallel.
+    """
 
     name = "cpu"
 
-    def __init__(self, spec: TensorSpec, resize: str = "stretch", out: NDArray[Any] | None = None) -> None:
+    def __init__(self, spec: TensorSpec, resize: str = "stretch", out: NDArray[Any] | None = None, *,
+                 bands: int = 1, runner: BandRunner = run_in_turn, release: Callable[[], None] | None = None) -> None:
         if resize not in RESIZE_MODES:
             raise PreprocessError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        if not 1 <= bands <= 64:
+            raise PreprocessError(f"bands must be 1..64, got {bands}")
         self.spec = spec
         self.resize = resize
         self.target = InputTarget.from_spec(spec)
@@ -400,107 +485,52 @@ class CpuPreprocessor:
             raise PreprocessError(f"output array is {out.shape} {out.dtype}, the model input is "
                                   f"{tuple(spec.shape)} {self.encoding.dtype}")
         self.tensor: NDArray[Any] = out
-        self._plan: _Plan | None = None
-        self._scratch: dict[tuple[int, ...], NDArray[np.float32]] = {}
-        self._pixels: dict[tuple[int, ...], NDArray[np.uint8]] = {}
+        self.bands = bands
+        self.runner = runner
+        self._release = release
+        self._layout: FrameLayout | None = None
+        self._geometry: InputGeometry | None = None
+        self._bands: list[_Band] = []
 
     def geometry_for(self, layout: FrameLayout) -> InputGeometry:
         """Where a frame of ``layout`` lands in the input."""
         build = InputGeometry.letterbox if self.resize == "letterbox" else InputGeometry.stretch
         return build(layout.width, layout.height, self.target.width, self.target.height)
 
-    def _plan_for(self, layout: FrameLayout) -> _Plan:
-        plan = self._plan
-        if plan is None or plan.layout != layout:
-            plan = _Plan(layout, self.geometry_for(layout))
-            self._plan = plan
-            self._fill_padding(plan.geometry)
-        return plan
-
-    def _fill_padding(self, geometry: InputGeometry) -> None:
-        if not geometry.is_identity:
-            self.tensor[...] = self.encoding.encode(LETTERBOX_PAD)
+    def _prepare(self, layout: FrameLayout) -> InputGeometry:
+        if layout != self._layout or self._geometry is None:
+            geometry = self.geometry_for(layout)
+            edges = np.linspace(0, geometry.height, min(self.bands, geometry.height) + 1).round().astype(int)
+            self._bands = [_Band(layout, geometry, slice(int(a), int(b)), self.target, self.encoding)
+                           for a, b in pairwise(edges)]
+            self._layout, self._geometry = layout, geometry
+            if not geometry.is_identity:
+                self.tensor[...] = self.encoding.encode(LETTERBOX_PAD)
+        return self._geometry
 
     def run(self, frame: FrameBuffer) -> InputGeometry:
         """Convert ``frame`` into :attr:`tensor`; returns where the frame landed."""
-        plan = self._plan_for(frame.layout)
+        geometry = self._prepare(frame.layout)
         data = frame.data
         if data.dtype != np.uint8 or data.ndim != 1 or len(data) < frame.layout.end:
             raise PreprocessError(f"frame buffer of {len(data)} bytes is smaller than its layout "
                                   f"({frame.layout.end} bytes)")
-        values = plan.sample(data)
-        self._write(plan, values)
-        return plan.geometry
+        tensor = self.tensor
+        if len(self._bands) == 1:
+            self._bands[0].convert(data, tensor)
+        else:
+            self.runner([partial(band.convert, data, tensor) for band in self._bands])
+        return geometry
 
     def convert_array(self, data: NDArray[np.uint8], layout: FrameLayout) -> InputGeometry:
         """Convert a frame held in a plain array (tests, benchmarks, the simulator's own checks)."""
         return self.run(_ArrayFrame(layout, np.ascontiguousarray(data).reshape(-1)))
 
-    def _region(self, tensor: NDArray[Any], geometry: InputGeometry, channel: int) -> NDArray[Any]:
-        view = self.target.channel(tensor, channel)
-        return view[geometry.top:geometry.top + geometry.height, geometry.left:geometry.left + geometry.width]
-
-    def _temp(self, shape: tuple[int, ...], slot: int) -> NDArray[np.float32]:
-        key = (*shape, slot)
-        temp = self._scratch.get(key)
-        if temp is None:
-            temp = self._scratch[key] = np.empty(shape, np.float32)
-        return temp
-
-    def _write(self, plan: _Plan, values: list[NDArray[np.float32]]) -> None:
-        geometry = plan.geometry
-        is_float = self.encoding.kind == "float"
-        unit = np.float32(1.0 / 255.0 if is_float else 1.0)
-        rounding = 0.0 if is_float else 0.5
-        temp = self._temp(values[0].shape, 0)
-        if plan.colour == "yuv":
-            luma_values, blue_values, red_values = values
-            matrix = (YUV_TO_RGB * unit).astype(np.float32)
-            luma, blue_diff, red_diff, out = luma_values, blue_values, red_values, temp
-            np.multiply(luma, matrix[0, 0], out=luma)
-            np.add(luma, np.float32(-16.0 * matrix[0, 0] + rounding), out=luma)
-            np.subtract(blue_diff, np.float32(128.0), out=blue_diff)
-            np.subtract(red_diff, np.float32(128.0), out=red_diff)
-            np.multiply(red_diff, matrix[0, 2], out=out)
-            np.add(out, luma, out=out)
-            self._store(geometry, 0, out)
-            np.multiply(blue_diff, matrix[2, 1], out=out)
-            np.add(out, luma, out=out)
-            self._store(geometry, 2, out)
-            np.multiply(blue_diff, matrix[1, 1], out=blue_diff)
-            np.multiply(red_diff, matrix[1, 2], out=red_diff)
-            np.add(blue_diff, red_diff, out=blue_diff)
-            np.add(blue_diff, luma, out=blue_diff)
-            self._store(geometry, 1, blue_diff)
-        else:
-            sources = values * 3 if plan.colour == "grey" else values
-            for channel, value in enumerate(sources):
-                np.multiply(value, unit, out=temp)
-                if rounding:
-                    np.add(temp, np.float32(rounding), out=temp)
-                self._store(geometry, channel, temp)
-
-    def _store(self, geometry: InputGeometry, channel: int, value: NDArray[np.float32]) -> None:
-        """Clip ``value`` (in the encoding's units, rounding offset added) and write it as channel ``channel``."""
-        kind = self.encoding.kind
-        if kind == "float":
-            np.clip(value, 0.0, 1.0, out=self._region(self.tensor, geometry, channel))
-            return
-        np.clip(value, 0.0, 255.0, out=value)
-        pixels = self._pixels.get(value.shape)
-        if pixels is None:
-            pixels = self._pixels[value.shape] = np.empty(value.shape, np.uint8)
-        np.copyto(pixels, value, casting="unsafe")  # contiguous float->u8 is fast; the strided write is a plain copy
-        if kind == "uint8":
-            np.copyto(self._region(self.tensor, geometry, channel), pixels)
-        elif kind == "int8":  # v - 128 is v with its top bit flipped, read as int8
-            np.bitwise_xor(pixels, 0x80, out=self._region(self.tensor.view(np.uint8), geometry, channel))
-        else:
-            assert self.encoding.table is not None
-            np.take(self.encoding.table, pixels, out=self._region(self.tensor, geometry, channel))
-
     def close(self) -> None:
-        """Nothing to release."""
+        """Release what the runner holds (its threads), if anything."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 @dataclass(frozen=True)
