@@ -12,21 +12,18 @@ import mmap
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from common import header, interleaved, ms, table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edgenode.camera.scene import SyntheticScene  # noqa: E402
-from edgenode.camera.sources import SceneSource  # noqa: E402
-from edgenode.core.colour import YUV_TO_RGB  # noqa: E402
-from edgenode.core.pixels import YUYV, describe_frame  # noqa: E402
-from edgenode.core.preprocess import CpuPreprocessor  # noqa: E402
-from edgenode.core.tensors import TensorSpec  # noqa: E402
-from edgenode.preprocessing import cpu_preprocessor  # noqa: E402
+from edgenode.camera.scene import SyntheticScene
+from edgenode.camera.sources import SceneSource
+from edgenode.core.colour import YUV_TO_RGB
+from edgenode.core.pixels import YUYV, describe_frame
+from edgenode.core.preprocess import CpuPreprocessor
+from edgenode.core.tensors import TensorSpec
+from edgenode.preprocessing import cpu_preprocessor
 
 WIDTH, HEIGHT, SIZE = 1920, 1080, 640
 
