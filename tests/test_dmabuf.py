@@ -153,3 +153,32 @@ def test_real_eperm_from_another_user(producer: Producer) -> None:
         pytest.skip(f"cannot run edgenode as nobody here: {result.stderr.strip()[-200:]}")
     assert result.stdout.startswith("permission"), result.stdout + result.stderr
     assert "CAP_SYS_PTRACE" in result.stdout
+
+
+def test_sync_brackets_cpu_access_where_supported(producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def ioctl(fd: int, request: int, argument: bytes) -> bytes:
+        calls.append((request, int.from_bytes(argument, "little")))
+        return argument
+
+    monkeypatch.setattr(dmabuf.fcntl, "ioctl", ioctl)
+    importer = DmaBufImporter()
+    with importer.open(producer.ref()) as frame:
+        assert calls == [(dmabuf.DMA_BUF_IOCTL_SYNC, dmabuf.DMA_BUF_SYNC_START | dmabuf.DMA_BUF_SYNC_READ)]
+        assert frame.data.size
+    assert calls[1] == (dmabuf.DMA_BUF_IOCTL_SYNC, dmabuf.DMA_BUF_SYNC_END | dmabuf.DMA_BUF_SYNC_READ)
+    assert importer.sync_supported is True
+    assert dmabuf.DMA_BUF_IOCTL_SYNC == 0x40086200 and dmabuf.DMA_BUF_IOCTL_PHYS == 0x4008620A
+
+
+def test_sync_failure_closes_the_frame(producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
+    def ioctl(fd: int, request: int, argument: bytes) -> bytes:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(dmabuf.fcntl, "ioctl", ioctl)
+    before = open_fds()
+    with pytest.raises(FrameImportError, match="DMA_BUF_IOCTL_SYNC failed") as caught:
+        DmaBufImporter().open(producer.ref())
+    assert caught.value.reason == "sync"
+    assert open_fds() == before

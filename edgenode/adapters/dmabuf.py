@@ -1,9 +1,9 @@
 """dma-buf import: take another process's frame fd with pidfd_getfd and map it read-only, zero copy.
 
 ``DmaBufImporter.open(ref)`` returns an :class:`ImportedFrame`; use it as a context manager.
-Inside, ``frame.data`` is a read-only numpy view of the mapping (no copy) and CPU reads are
-bracketed by ``DMA_BUF_IOCTL_SYNC`` START/END (fds that do not support it, such as memfds, are
-tolerated). On exit, or on any error while opening, the mapping, the imported fd and the pidfd
+``frame.data`` is a read-only numpy view of the mapping (no copy); CPU reads are bracketed by
+``DMA_BUF_IOCTL_SYNC`` START (in ``open``) and END (on close); fds that do not support it, such
+as memfds, are tolerated. On exit, or on any error while opening, the mapping, the imported fd and the pidfd
 are all closed. A memfd stands in for a dma-buf wherever the hardware is absent.
 """
 
@@ -149,12 +149,15 @@ class ImportedFrame:
             self._physical = physical_address(self.fd)
         return self._physical
 
-    def __enter__(self) -> ImportedFrame:
+    def begin_cpu_access(self) -> None:
+        """``DMA_BUF_IOCTL_SYNC`` START|READ (the importer does this before handing the frame out)."""
         try:
             self._synced = self._importer.sync(self.fd, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ)
         except BaseException:
             self.close()
             raise
+
+    def __enter__(self) -> ImportedFrame:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -199,7 +202,9 @@ class DmaBufImporter:
         except BaseException:
             os.close(fd)
             raise
-        return ImportedFrame(fd, mapping, ref.layout, self)
+        frame = ImportedFrame(fd, mapping, ref.layout, self)
+        frame.begin_cpu_access()
+        return frame
 
     def sync(self, fd: int, flags: int) -> bool:
         """``DMA_BUF_IOCTL_SYNC``; False (once learnt, without trying again) where the fd type lacks it."""
