@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from edgenode.core.colour import YUV_TO_RGB
 from edgenode.core.geometry import LETTERBOX_PAD, InputGeometry
-from edgenode.core.pixels import BGRA, GREY, NV12, RGB, RGBA, UYVY, YUYV, FrameLayout, PixelFormat
+from edgenode.core.pixels import BGRA, GREY, NV12, RGB, RGBA, UYVY, YUYV, FrameLayout
 from edgenode.core.tensors import TensorSpec
 
 RESIZE_MODES = ("stretch", "letterbox")
@@ -108,9 +108,8 @@ class InputEncoding:
         unit_scale = not spec.quantized or abs(spec.scale * 255.0 - 1.0) < 1e-3
         if dtype == np.uint8 and unit_scale and spec.zero_point == 0:
             return cls("uint8", dtype)
-        if dtype == np.int8 and unit_scale and spec.zero_point in (-128, 0) and (spec.zero_point == -128 or
-                                                                                  not spec.quantized):
-            return cls("int8", dtype)
+        if dtype == np.int8 and (not spec.quantized or (unit_scale and spec.zero_point == -128)):
+            return cls("int8", dtype)  # unquantised int8 too: the reference feeds v - 128
         if not spec.quantized:
             raise PreprocessError(f"model input {spec.name!r} is {dtype} with zero point {spec.zero_point} "
                                   f"but no scale")
@@ -541,5 +540,3 @@ class _ArrayFrame:
     def physical_address(self) -> int | None:
         return None
 
-
-FORMATS_SUPPORTED: tuple[PixelFormat, ...] = (YUYV, UYVY, NV12, RGB, RGBA, BGRA, GREY)
