@@ -328,8 +328,11 @@ class _Plan:
         columns = AxisTaps.bilinear(geometry.width, layout.width)
         row_taps = [rows.first] + ([] if rows.exact else [rows.second])
         column_taps = [columns.first] + ([] if columns.exact else [columns.second])
-        self.row_weight = None if rows.exact else rows.weight[:, None]
-        self.column_weight = None if columns.exact else columns.weight[None, :]
+        shape = (len(rows.first), geometry.width)
+        # Full-size weights: a broadcast (rows, 1) operand defeats numpy's SIMD loops.
+        self.row_weight = None if rows.exact else np.ascontiguousarray(np.broadcast_to(rows.weight[:, None], shape))
+        self.column_weight = None if columns.exact else np.ascontiguousarray(
+            np.broadcast_to(columns.weight[None, :], shape))
         shape = (len(rows.first), geometry.width)
         self.buffers = [(np.empty(shape, np.float32), np.empty(shape, np.float32)) for _ in channels]
         self.scratch = np.empty(shape, np.float32)
