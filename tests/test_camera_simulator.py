@@ -221,3 +221,23 @@ def test_two_processes_camera_frame(tmp_path: Path) -> None:
     processed, fds, source = exchange(tmp_path, 400, 200, ["--camera-frame", "--fourcc", "NV12"])
     assert processed >= 100 and max(fds) == fds[0]
     assert source.stats.skipped_total == 0
+
+
+def test_pillow_images_when_installed(tmp_path: Path) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    path = tmp_path / "frame.png"
+    image_module.fromarray(np.full((20, 30, 3), (10, 200, 30), np.uint8)).save(path)
+    np.testing.assert_array_equal(read_image(path)[0, 0], [10, 200, 30])
+
+
+def test_sigterm_stops_the_simulator_cleanly(tmp_path: Path) -> None:
+    import signal
+
+    camera = subprocess.Popen([sys.executable, "-m", "edgenode.camera", "--size", "64x48", "--fps", "50",
+                               "--listen", f"tcp/127.0.0.1:{free_port()}", "--no-multicast-scouting"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    camera.send_signal(signal.SIGTERM)
+    _, errors = camera.communicate(timeout=10)
+    assert camera.returncode == 0, errors
+    assert "stopped after" in errors
