@@ -358,21 +358,23 @@ class _Plan:
     def sample(self, data: NDArray[np.uint8]) -> list[NDArray[np.float32]]:
         """Each channel's resampled values (float32, 0..255, unrounded), in reused buffers."""
         views = [plane.view(data) for plane in self.planes]
-        for rows in self.rows:
-            rows.load(views[rows.plane])
         values = []
-        for per_row, (first, second) in zip(self.corners, self.buffers, strict=True):
-            for row_tap, per_column in enumerate(per_row):
-                target = first if row_tap == 0 else second
-                np.copyto(target, per_column[0].extract(), casting="unsafe")
-                if self.column_weight is not None:
-                    np.copyto(self.scratch, per_column[1].extract(), casting="unsafe")
-                    _blend(target, self.scratch, self.column_weight)
-            if self.row_weight is not None:
-                _blend(first, second, self.row_weight)
-            values.append(first)
-        for rows in self.rows:
-            rows.release()
+        try:
+            for rows in self.rows:
+                rows.load(views[rows.plane])
+            for per_row, (first, second) in zip(self.corners, self.buffers, strict=True):
+                for row_tap, per_column in enumerate(per_row):
+                    target = first if row_tap == 0 else second
+                    np.copyto(target, per_column[0].extract(), casting="unsafe")
+                    if self.column_weight is not None:
+                        np.copyto(self.scratch, per_column[1].extract(), casting="unsafe")
+                        _blend(target, self.scratch, self.column_weight)
+                if self.row_weight is not None:
+                    _blend(first, second, self.row_weight)
+                values.append(first)
+        finally:
+            for rows in self.rows:
+                rows.release()
         return values
 
 
