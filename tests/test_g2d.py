@@ -301,3 +301,17 @@ def test_cpu_path_uses_two_bands_on_threads_and_releases_them() -> None:
     threaded.close()
     with pytest.raises(RuntimeError, match="shutdown"):
         threaded.run(frame)
+
+
+def test_g2d_fills_caller_staging_arrays_including_padding(modern: FakeLibrary) -> None:
+    pre = G2DPreprocessor(spec(size=64), "letterbox", library=modern.path, destination=ArrayDestination(64 * 64 * 4))
+    staging = [np.full((1, 64, 64, 3), 9, np.uint8) for _ in range(2)]
+    for array in staging:
+        geometry = pre.run(yuyv_frame(128, 64), array)
+        assert (geometry.top, geometry.height) == (16, 32)
+        assert (array[0, :16] == 114).all() and (array[0, 48:] == 114).all()
+        np.testing.assert_array_equal(array[0, 16:48], pattern(64, 64)[16:48])
+    grey = describe_frame(GREY, 64, 48, 0, 64 * 48)
+    pre.run(Frame(grey, np.full(grey.end, 50, np.uint8)), staging[0])  # CPU fallback writes the caller's array
+    assert (staging[0][0, 8:56] == 50).all() and (staging[0][0, :8] == 114).all()
+    pre.close()

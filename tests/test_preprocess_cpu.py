@@ -268,3 +268,18 @@ def test_bands_give_the_same_tensor(fmt: PixelFormat, bands: int) -> None:
     assert jobs == [bands]
     with pytest.raises(PreprocessError, match="bands"):
         CpuPreprocessor(spec(np.uint8), bands=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.float32])
+def test_rotating_staging_arrays_are_fully_written(dtype: type) -> None:
+    data, stride = make_frame(YUYV, 320, 180)
+    layout = describe_frame(YUYV, 320, 180, stride, len(data))
+    pre = CpuPreprocessor(spec(dtype, (1, 96, 96, 3), scale=1 / 255 if dtype is np.int8 else 0.0,
+                               zero_point=-128 if dtype is np.int8 else 0), "letterbox")
+    pre.convert_array(data, layout)
+    staging = [np.full((1, 96, 96, 3), 7, dtype) for _ in range(3)]
+    for array in staging * 2:
+        assert pre.convert_array(data, layout, out=array).top == 21
+        np.testing.assert_array_equal(array, pre.tensor)
+    with pytest.raises(PreprocessError, match="output array"):
+        pre.convert_array(data, layout, out=np.zeros((1, 96, 96, 3), np.float64))

@@ -9,13 +9,18 @@ flooding; the node keeps running. When frames stop, one warning per gap; one lin
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from typing import Any
 
+from numpy.typing import NDArray
+
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError, ImportedFrame
 from edgenode.adapters.zenoh_bus import LatestSlot, Received, ZenohBus
 from edgenode.core.frames import FrameRef, FrameRejected, IngestStats, decode_frame
+from edgenode.core.geometry import InputGeometry
+from edgenode.core.preprocess import Preprocessor
 from edgenode.logs import get_logger
 
 REPEAT_EVERY = 100  # after the first, every REPEAT_EVERY-th skip of a reason is logged again
@@ -36,6 +41,7 @@ class CameraFrames:
         self._last_frame = time.monotonic()
         self._in_gap = False
         self._logged: Counter[str] = Counter()
+        self._lock = threading.Lock()  # skips are counted from the loop and from a preprocessing thread
         self._log: Any = get_logger("edgenode.camera")
 
     @classmethod
@@ -46,11 +52,13 @@ class CameraFrames:
     @property
     def stats(self) -> IngestStats:
         """A snapshot of the counters."""
-        return IngestStats(self.slot.received, self.slot.dropped, Counter(self._skipped.skipped))
+        with self._lock:
+            return IngestStats(self.slot.received, self.slot.dropped, Counter(self._skipped.skipped))
 
     def _skip(self, reason: str, message: str, level: str = "warning") -> None:
-        self._skipped.skip(reason)
-        count = self._logged[reason] = self._logged[reason] + 1
+        with self._lock:
+            self._skipped.skip(reason)
+            count = self._logged[reason] = self._logged[reason] + 1
         if count == 1 or count % REPEAT_EVERY == 0:
             getattr(self._log, level)(f"skipping camera frame: {message}", reason=reason, count=count)
 
@@ -95,6 +103,21 @@ class CameraFrames:
         except FrameImportError as exc:
             self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
             return None
+
+    def convert(self, ref: FrameRef, preprocessor: Preprocessor, out: NDArray[Any] | None = None) -> InputGeometry:
+        """Import ``ref``, preprocess it into ``out`` and release the buffer before returning.
+
+        Blocking (pidfd, mmap, conversion): run it off the event loop, e.g. as the pipeline's
+        prepare stage. An import failure is counted and logged here, then re-raised as
+        FrameImportError so the caller skips the frame.
+        """
+        try:
+            frame = self.importer.open(ref)
+        except FrameImportError as exc:
+            self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
+            raise
+        with frame:
+            return preprocessor.run(frame, out)
 
     async def next_imported(self, timeout: float | None = None) -> tuple[FrameRef, ImportedFrame] | None:
         """The newest frame that imports, ready for ``with``; None on timeout."""

@@ -225,36 +225,35 @@ class G2DPreprocessor:
         self._log: Any = get_logger("edgenode.g2d")
         self._log.info(f"preprocessing with G2D {self.g2d.version}", surface_bytes=ctypes.sizeof(self.g2d.surface_type))
 
-    def _cpu(self, frame: FrameBuffer, why: str) -> InputGeometry:
+    def _cpu(self, frame: FrameBuffer, out: NDArray[Any] | None, why: str) -> InputGeometry:
         if why not in self._fallback_logged:
             self._fallback_logged.add(why)
             self._log.info(f"converting on the CPU: {why}")
-        self._geometry = None  # the tensor's padding is the CPU path's now
-        return self.cpu.run(frame)
+        return self.cpu.run(frame, out)
 
     def _prepare(self, layout: FrameLayout) -> InputGeometry:
         geometry = self.cpu.geometry_for(layout)
         if geometry != self._geometry:
-            if not geometry.is_identity:
+            if not geometry.is_identity:  # G2D writes only the frame's rectangle: pad the rest once
                 self.destination.begin_write()
                 self.rgba[...] = LETTERBOX_PAD
                 self.destination.end_write()
-                self.tensor[...] = self.cpu.encoding.encode(LETTERBOX_PAD)
             self._geometry = geometry
         return geometry
 
-    def run(self, frame: FrameBuffer) -> InputGeometry:
-        """Blit ``frame`` through G2D into the tensor; returns where the frame landed."""
+    def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry:
+        """Blit ``frame`` through G2D into ``out`` (default :attr:`tensor`); returns where the frame landed."""
+        tensor = self.cpu.output(out)
         layout = frame.layout
         fmt = SOURCE_FORMATS.get(layout.format)
         if fmt is None:
-            return self._cpu(frame, f"G2D has no {layout.format.name} input")
+            return self._cpu(frame, out, f"G2D has no {layout.format.name} input")
         pixel_bytes = layout.format.bytes_per_pixel or 1
         if layout.stride % pixel_bytes or (layout.format is NV12 and layout.chroma_stride != layout.stride):
-            return self._cpu(frame, f"{layout.format.name} stride {layout.stride} is not whole pixels")
+            return self._cpu(frame, out, f"{layout.format.name} stride {layout.stride} is not whole pixels")
         base = frame.physical_address()
         if not base:
-            return self._cpu(frame, "camera buffer has no physical address (not a contiguous dma-buf)")
+            return self._cpu(frame, out, "camera buffer has no physical address (not a contiguous dma-buf)")
         geometry = self._prepare(layout)
         planes = (base + layout.offset,) if layout.format is not NV12 else (base + layout.offset,
                                                                              base + layout.chroma_offset)
@@ -264,24 +263,25 @@ class G2DPreprocessor:
         rect = (geometry.left, geometry.top, geometry.left + geometry.width, geometry.top + geometry.height)
         destination = self.g2d.surface(G2D_RGBA8888, (self._address,), rect, width, size=(width, height))
         self.g2d.blit(source, destination)
+        self.cpu.pad(geometry, tensor)
         self.destination.begin_read()
         try:
-            self._copy_rgb(geometry)
+            self._copy_rgb(geometry, tensor)
         finally:
             self.destination.end_read()
         return geometry
 
-    def _copy_rgb(self, geometry: InputGeometry) -> None:
+    def _copy_rgb(self, geometry: InputGeometry, tensor: NDArray[Any]) -> None:
         encoding, target = self.cpu.encoding, self.cpu.target
         rows = slice(geometry.top, geometry.top + geometry.height)
         columns = slice(geometry.left, geometry.left + geometry.width)
         for channel in range(3):
             pixels = self.rgba[rows, columns, channel]
-            out = target.channel(self.tensor, channel)[rows, columns]
+            out = target.channel(tensor, channel)[rows, columns]
             if encoding.kind == "uint8":
                 np.copyto(out, pixels)
             elif encoding.kind == "int8":
-                np.bitwise_xor(pixels, 0x80, out=target.channel(self.tensor.view(np.uint8), channel)[rows, columns])
+                np.bitwise_xor(pixels, 0x80, out=target.channel(tensor.view(np.uint8), channel)[rows, columns])
             elif encoding.kind == "float":
                 np.multiply(pixels, np.float32(1.0 / 255.0), out=out, casting="unsafe")
             else:

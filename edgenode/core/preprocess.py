@@ -46,13 +46,17 @@ class FrameBuffer(Protocol):
 
 
 class Preprocessor(Protocol):
-    """Fills ``tensor`` (shape and dtype of ``spec``) from one frame and says where the frame landed."""
+    """Fills ``out`` (default: its own ``tensor``; shape and dtype of ``spec``) from one frame.
+
+    ``run`` returns where the frame landed (for mapping boxes back) and writes every element of
+    the array, padding included, so callers may rotate several staging arrays.
+    """
 
     name: str
     spec: TensorSpec
     tensor: NDArray[Any]
 
-    def run(self, frame: FrameBuffer) -> InputGeometry: ...
+    def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry: ...
 
     def close(self) -> None: ...
 
@@ -508,27 +512,49 @@ class CpuPreprocessor:
             self._bands = [_Band(layout, geometry, slice(int(a), int(b)), self.target, self.encoding)
                            for a, b in pairwise(edges)]
             self._layout, self._geometry = layout, geometry
-            if not geometry.is_identity:
-                self.tensor[...] = self.encoding.encode(LETTERBOX_PAD)
         return self._geometry
 
-    def run(self, frame: FrameBuffer) -> InputGeometry:
-        """Convert ``frame`` into :attr:`tensor`; returns where the frame landed."""
+    def output(self, out: NDArray[Any] | None) -> NDArray[Any]:
+        """``out``, checked against the model input, or the preprocessor's own tensor."""
+        if out is None:
+            return self.tensor
+        if out.shape != self.tensor.shape or out.dtype != self.tensor.dtype:
+            raise PreprocessError(f"output array is {out.shape} {out.dtype}, the model input is "
+                                  f"{self.tensor.shape} {self.tensor.dtype}")
+        return out
+
+    def pad(self, geometry: InputGeometry, tensor: NDArray[Any]) -> None:
+        """Fill the letterbox bands around the frame's rectangle with the padding value."""
+        if geometry.is_identity:
+            return
+        value = self.encoding.encode(LETTERBOX_PAD)
+        bottom, right = geometry.top + geometry.height, geometry.left + geometry.width
+        for channel in range(3):
+            plane = self.target.channel(tensor, channel)
+            plane[:geometry.top] = value
+            plane[bottom:] = value
+            plane[geometry.top:bottom, :geometry.left] = value
+            plane[geometry.top:bottom, right:] = value
+
+    def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry:
+        """Convert ``frame`` into ``out`` (default :attr:`tensor`); returns where the frame landed."""
+        tensor = self.output(out)
         geometry = self._prepare(frame.layout)
         data = frame.data
         if data.dtype != np.uint8 or data.ndim != 1 or len(data) < frame.layout.end:
             raise PreprocessError(f"frame buffer of {len(data)} bytes is smaller than its layout "
                                   f"({frame.layout.end} bytes)")
-        tensor = self.tensor
+        self.pad(geometry, tensor)
         if len(self._bands) == 1:
             self._bands[0].convert(data, tensor)
         else:
             self.runner([partial(band.convert, data, tensor) for band in self._bands])
         return geometry
 
-    def convert_array(self, data: NDArray[np.uint8], layout: FrameLayout) -> InputGeometry:
+    def convert_array(self, data: NDArray[np.uint8], layout: FrameLayout,
+                      out: NDArray[Any] | None = None) -> InputGeometry:
         """Convert a frame held in a plain array (tests, benchmarks, the simulator's own checks)."""
-        return self.run(_ArrayFrame(layout, np.ascontiguousarray(data).reshape(-1)))
+        return self.run(_ArrayFrame(layout, np.ascontiguousarray(data).reshape(-1)), out)
 
     def close(self) -> None:
         """Release what the runner holds (its threads), if anything."""
