@@ -1,0 +1,7 @@
+"""``python -m edgenode.camera``."""
+
+import sys
+
+from edgenode.camera.cli import main
+
+sys.exit(main())
