@@ -223,6 +223,8 @@ OPTIONS: tuple[Option, ...] = (
          help="least severe level logged (RUST_LOG is read when LOG_LEVEL is unset)"),
     _opt("--log-format", env="LOG_FORMAT", default="auto", group=G_LOG, choices=LOG_FORMATS,
          help="console text, JSON lines, or auto: JSON under systemd, text otherwise"),
+    _opt("--stats-interval", env="STATS_INTERVAL", default=10.0, convert=as_float, group=G_LOG, metavar="SECONDS",
+         help="seconds between log lines with frames per second and per-stage times"),
     _opt("--tracy", env="TRACY", default=False, convert=parse_bool, kind="bool", group=G_LOG,
          help="profile: log every frame's stage timings (debug spans)"),
 )
@@ -380,7 +382,8 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
             classes=v["mask_classes"],
         ),
         visual=VisualSettings(enabled=v["visualization"], labels=v["labels"]),
-        log=LogSettings(level=log_level, format=v["log_format"], profile=v["tracy"]),
+        log=LogSettings(level=log_level, format=v["log_format"], profile=v["tracy"],
+                        stats_interval=v["stats_interval"]),
     )
 
 

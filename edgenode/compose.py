@@ -1,18 +1,12 @@
-"""Composition root: builds the node's pipeline from a NodeConfig."""
+"""Composition root: the node for a NodeConfig (every component is built from the config in ``Node.run``)."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
+from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.config import NodeConfig
+from edgenode.node import Node
 
 
-class Runnable(Protocol):
-    async def run(self) -> int: ...
-
-
-async def build_node(config: NodeConfig) -> Runnable:
-    """The node for ``config`` (filled in by the pipeline issue)."""
-    from edgenode.app import StartupError
-
-    raise StartupError("the inference pipeline is not assembled yet")
+def build_node(config: NodeConfig) -> Node:
+    """The node ``config`` describes, reporting to systemd when run under it."""
+    return Node(config, SystemdNotifier())

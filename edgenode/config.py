@@ -191,15 +191,19 @@ class VisualSettings:
 
 @dataclass(frozen=True)
 class LogSettings:
-    """Log level and format; ``profile`` logs every frame's stage spans (``--tracy``)."""
+    """Log level and format; ``profile`` logs every frame's stage spans (``--tracy``);
+    ``stats_interval`` seconds between throughput and stage-time lines."""
 
     level: str = "info"
     format: str = "auto"
     profile: bool = False
+    stats_interval: float = 10.0
 
     def __post_init__(self) -> None:
         _one_of("--log-level", self.level, LOG_LEVELS)
         _one_of("--log-format", self.format, LOG_FORMATS)
+        if not self.stats_interval > 0:
+            raise ConfigError(f"--stats-interval must be more than 0 seconds, got {self.stats_interval}")
 
 
 @dataclass(frozen=True)

@@ -43,14 +43,22 @@ class Prepared(Generic[FrameT, GeometryT]):
     preprocess_ns: int
 
 
-@dataclass
-class Inferred(Generic[FrameT, GeometryT]):
-    """A frame with its model outputs (copies, safe to use while the next invoke runs)."""
+@dataclass(frozen=True)
+class InvokeResult:
+    """Model outputs (copies, safe to use while the next invoke runs) and how long each step took."""
 
-    prepared: Prepared[FrameT, GeometryT]
     outputs: list[np.ndarray]
+    input_ns: int
     invoke_ns: int
     output_ns: int
+
+
+@dataclass
+class Inferred(Generic[FrameT, GeometryT]):
+    """A prepared frame and what the model made of it."""
+
+    prepared: Prepared[FrameT, GeometryT]
+    result: InvokeResult
 
 
 @dataclass
@@ -72,14 +80,14 @@ class Stages(Generic[FrameT, GeometryT]):
 
     ``next_frame`` waits (async) for the newest frame or returns None on timeout;
     ``prepare`` fills the given staging array from the frame and returns its geometry (it must
-    release the frame's resources before returning); ``invoke`` runs the model on a staging
-    array and returns copies of the outputs with the invoke and output-copy durations;
+    release the frame's resources before returning); ``invoke`` copies a staging array into the
+    model, runs it and returns copies of the outputs with each step's duration;
     ``post`` decodes, tracks and publishes one inferred frame.
     """
 
     next_frame: Callable[[float], Awaitable[FrameT | None]]
     prepare: Callable[[FrameT, np.ndarray], GeometryT]
-    invoke: Callable[[np.ndarray], tuple[list[np.ndarray], int, int]]
+    invoke: Callable[[np.ndarray], InvokeResult]
     post: Callable[[Inferred[FrameT, GeometryT]], None]
     staging_shape: tuple[int, ...]
     staging_dtype: np.dtype
@@ -135,7 +143,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
         while (item := await inbox.get()) is not _END:
             assert isinstance(item, Prepared)
             try:
-                outputs, invoke_ns, output_ns = await self._run_in("invoke", self.stages.invoke, item.input)
+                result = await self._run_in("invoke", self.stages.invoke, item.input)
             except Exception as exc:
                 failures += 1
                 self.counters.invoke_failed += 1
@@ -147,7 +155,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
             failures = 0
             self.counters.inferred += 1
             self._touch()
-            await out.put(Inferred(item, outputs, invoke_ns, output_ns))
+            await out.put(Inferred(item, result))
         await out.put(_END)
 
     async def _post_loop(self, inbox: asyncio.Queue[object]) -> None:
@@ -182,7 +190,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def close(self) -> None:
-        """Wait for running stage work to finish and release the threads."""
+    def close(self, wait: bool = True) -> None:
+        """Release the stage threads, waiting for work in hand unless ``wait`` is False."""
         for executor in self._executors.values():
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=wait, cancel_futures=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from edgenode.pipeline import FatalPipelineError, Inferred, Pipeline, Stages
+from edgenode.pipeline import FatalPipelineError, Inferred, InvokeResult, Pipeline, Stages
 
 
 def feed(frames: list[int]) -> Callable[[float], object]:
@@ -25,18 +25,18 @@ def feed(frames: list[int]) -> Callable[[float], object]:
 
 
 def stages(frames: list[int], prepare: Callable[[int, np.ndarray], int] | None = None,
-           invoke: Callable[[np.ndarray], tuple[list[np.ndarray], int, int]] | None = None,
+           invoke: Callable[[np.ndarray], InvokeResult] | None = None,
            posted: list[int] | None = None) -> Stages[int, int]:
     def default_prepare(frame: int, staging: np.ndarray) -> int:
         staging[...] = frame
         return frame * 10
 
-    def default_invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
-        return [staging.copy()], 1, 0
+    def default_invoke(staging: np.ndarray) -> InvokeResult:
+        return InvokeResult([staging.copy()], 0, 1, 0)
 
     def post(item: Inferred[int, int]) -> None:
         assert item.prepared.geometry == item.prepared.frame * 10
-        assert int(item.outputs[0][0]) == item.prepared.frame  # the staging buffer was not overwritten early
+        assert int(item.result.outputs[0][0]) == item.prepared.frame  # the staging buffer was not overwritten early
         (posted if posted is not None else []).append(item.prepared.frame)
 
     return Stages(feed(frames), prepare or default_prepare, invoke or default_invoke, post, (4,), np.dtype("int32"))
@@ -72,10 +72,10 @@ def test_prepare_of_the_next_frame_overlaps_invoke() -> None:
             second_prepared.set()
         return frame * 10
 
-    def invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+    def invoke(staging: np.ndarray) -> InvokeResult:
         if int(staging[0]) == 1:  # invoke of frame 1 waits until frame 2 is being prepared
             overlapped.append(second_prepared.wait(timeout=5))
-        return [staging.copy()], 1, 0
+        return InvokeResult([staging.copy()], 0, 1, 0)
 
     posted: list[int] = []
     pipeline = Pipeline(stages([1, 2, 3], prepare, invoke, posted), poll_seconds=0.01)
@@ -99,7 +99,7 @@ def test_bad_frames_are_skipped_and_counted() -> None:
 
 
 def test_a_model_that_keeps_failing_stops_the_pipeline() -> None:
-    def invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+    def invoke(staging: np.ndarray) -> InvokeResult:
         raise RuntimeError("NPU timeout")
 
     pipeline = Pipeline(stages(list(range(1, 50)), invoke=invoke), max_invoke_failures=3, poll_seconds=0.01)
@@ -112,11 +112,11 @@ def test_a_model_that_keeps_failing_stops_the_pipeline() -> None:
 def test_one_failed_invoke_is_skipped() -> None:
     calls = {"n": 0}
 
-    def invoke(staging: np.ndarray) -> tuple[list[np.ndarray], int, int]:
+    def invoke(staging: np.ndarray) -> InvokeResult:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("transient")
-        return [staging.copy()], 1, 0
+        return InvokeResult([staging.copy()], 0, 1, 0)
 
     posted: list[int] = []
     pipeline = Pipeline(stages([1, 2, 3, 4], invoke=invoke, posted=posted), poll_seconds=0.01)

@@ -20,7 +20,7 @@ from edgenode.tflite_builder import ModelBuilder, model_metadata
 LABELS = ("red", "green", "blue", "yellow")
 SIZE = 320  # model input is SIZE x SIZE RGB float32 0..1
 STRIDE = 8
-REACH = 80  # half the run window: objects up to about 2 * REACH - STRIDE pixels wide are measured whole
+REACH = 80  # half the pooling window: objects up to about REACH pixels from any of their points are measured whole
 MODEL_NAME = "edgenode-shapes-demo"
 
 # 1x1 colour transform, rows = output channels, applied to (R, G, B) in 0..1, then ReLU:
@@ -71,52 +71,61 @@ def build_shapes_model() -> bytes:
              _options(schema, "Conv2DOptions", padding=same, strideW=1, strideH=1, fusedActivationFunction=relu))
     member = op("MINIMUM", [raw, const("one", np.ones(1, f32))], "membership", (1, SIZE, SIZE, classes))
 
+    # Extremes of each class's pixels within REACH of every grid point, by separable max-pooling of
+    # M*(x+1), M*(SIZE-x), M*(y+1), M*(SIZE-y) (zero off the object): the box of the visible pixels,
+    # the same from every grid point on the object, so a partly hidden object still gives one box.
+    solid = op("RELU", [op("SUB", [op("MUL", [member, const("two", np.full(1, 2.0, f32))], "member_x2",
+                                      (1, SIZE, SIZE, classes)), const("one_b", np.ones(1, f32))],
+                           "member_shift", (1, SIZE, SIZE, classes))], "solid", (1, SIZE, SIZE, classes))
     pixel = np.arange(SIZE, dtype=f32)
-    sums: dict[str, tuple[int, int]] = {}
-    for axis, positions, kernel in (("x", pixel.reshape(1, 1, SIZE, 1), (1, 2 * REACH + 1)),
-                                 ("y", pixel.reshape(1, SIZE, 1, 1), (2 * REACH + 1, 1))):
-        weighted = op("MUL", [member, const(f"{axis}_coords", positions)], f"member_{axis}", (1, SIZE, SIZE, classes))
-        both = op("CONCATENATION", [member, weighted], f"runs_{axis}_in", (1, SIZE, SIZE, 2 * classes),
-                  _options(schema, "ConcatenationOptions", axis=3))
-        ones = const(f"run_{axis}_kernel", np.ones((1, *kernel, 2 * classes), f32))
-        runs = op("DEPTHWISE_CONV_2D", [both, ones, const(f"run_{axis}_bias", np.zeros(2 * classes, f32))],
-                  f"runs_{axis}", (1, grid, grid, 2 * classes),
-                  _options(schema, "DepthwiseConv2DOptions", padding=same, strideW=STRIDE, strideH=STRIDE,
-                           depthMultiplier=1))
-        length, moment = (tensor(f"{axis}_length", (1, grid, grid, classes)),
-                          tensor(f"{axis}_moment", (1, grid, grid, classes)))
-        b.add_operator("SPLIT", [const(f"{axis}_split_axis", np.array(3, np.int32).reshape(())), runs],
-                       [length, moment], _options(schema, "SplitOptions", numSplits=2))
-        safe = op("MAXIMUM", [length, const(f"{axis}_floor", np.ones(1, f32))], f"{axis}_safe_length",
-                  (1, grid, grid, classes))
-        mean = op("DIV", [moment, safe], f"{axis}_mean", (1, grid, grid, classes))
-        centre = op("ADD", [mean, const(f"{axis}_half", np.full(1, 0.5, f32))], f"{axis}_centre_px",
-                    (1, grid, grid, classes))
-        sums[axis] = (centre, length)
+    weights = [("right", (pixel + 1).reshape(1, 1, SIZE, 1)), ("left_from_end", (SIZE - pixel).reshape(1, 1, SIZE, 1)),
+               ("bottom", (pixel + 1).reshape(1, SIZE, 1, 1)), ("top_from_end", (SIZE - pixel).reshape(1, SIZE, 1, 1))]
+    extremes_in = op("CONCATENATION", [op("MUL", [solid, const(f"{name}_weight", values)], f"{name}_in",
+                                          (1, SIZE, SIZE, classes)) for name, values in weights],
+                     "extremes_in", (1, SIZE, SIZE, 4 * classes), _options(schema, "ConcatenationOptions", axis=3))
+    window = 2 * REACH + 1
+    across = op("MAX_POOL_2D", [extremes_in], "extremes_rows", (1, SIZE, grid, 4 * classes),
+                _options(schema, "Pool2DOptions", padding=same, strideW=STRIDE, strideH=1, filterWidth=window,
+                         filterHeight=1))
+    extremes = op("MAX_POOL_2D", [across], "extremes", (1, grid, grid, 4 * classes),
+                  _options(schema, "Pool2DOptions", padding=same, strideW=1, strideH=STRIDE, filterWidth=1,
+                           filterHeight=window))
+    right, left_from_end, bottom, top_from_end = (tensor(f"{name}_px", (1, grid, grid, classes))
+                                                  for name, _ in weights)
+    b.add_operator("SPLIT", [const("extremes_split_axis", np.array(3, np.int32).reshape(())), extremes],
+                   [right, left_from_end, bottom, top_from_end], _options(schema, "SplitOptions", numSplits=4))
+    full = const("size", np.full(1, float(SIZE), f32))
+    half = const("half", np.full(1, 0.5, f32))
+    sides = {}
+    for axis, low_from_end, high, grid_shape in (("x", left_from_end, right, (1, 1, grid, 1)),
+                                                 ("y", top_from_end, bottom, (1, grid, 1, 1))):
+        low = op("SUB", [full, low_from_end], f"{axis}_low", (1, grid, grid, classes))
+        length = op("SUB", [high, low], f"{axis}_length", (1, grid, grid, classes))
+        centre = op("MUL", [op("ADD", [low, high], f"{axis}_sum", (1, grid, grid, classes)), half],
+                    f"{axis}_centre_px", (1, grid, grid, classes))
+        sides[axis] = (centre, length, grid_shape)
 
     # Score = membership at the grid point x (0.5 + 0.5 x centrality), centrality = 1 at the box
     # centre falling to 0 at its edges: the most central point of each object wins NMS.
     centrality = []
-    for axis, grid_shape in (("x", (1, 1, grid, 1)), ("y", (1, grid, 1, 1))):
-        centre, length = sums[axis]
+    for axis, (centre, length, grid_shape) in sides.items():
         points = const(f"{axis}_grid", (np.arange(grid, dtype=f32) * STRIDE + 0.5).reshape(grid_shape))
         offset = op("ABS", [op("SUB", [points, centre], f"{axis}_offset_signed", (1, grid, grid, classes))],
                     f"{axis}_offset", (1, grid, grid, classes))
-        half = op("MUL", [op("MAXIMUM", [length, const(f"{axis}_floor2", np.ones(1, f32))], f"{axis}_len2",
-                             (1, grid, grid, classes)), const(f"{axis}_halve", np.full(1, 0.5, f32))],
-                  f"{axis}_half_length", (1, grid, grid, classes))
-        ratio = op("DIV", [offset, half], f"{axis}_ratio", (1, grid, grid, classes))
+        half_length = op("MUL", [op("MAXIMUM", [length, const(f"{axis}_floor", np.ones(1, f32))],
+                                    f"{axis}_length_floor", (1, grid, grid, classes)), half],
+                         f"{axis}_half_length", (1, grid, grid, classes))
+        ratio = op("DIV", [offset, half_length], f"{axis}_ratio", (1, grid, grid, classes))
         centrality.append(op("RELU", [op("SUB", [const(f"{axis}_one", np.ones(1, f32)), ratio],
                                          f"{axis}_centrality_raw", (1, grid, grid, classes))],
                              f"{axis}_centrality", (1, grid, grid, classes)))
     central = op("MUL", centrality, "centrality", (1, grid, grid, classes))
-    weight = op("ADD", [op("MUL", [central, const("half_weight", np.full(1, 0.5, f32))], "centrality_half",
-                           (1, grid, grid, classes)), const("base_weight", np.full(1, 0.5, f32))],
+    weight = op("ADD", [op("MUL", [central, half], "centrality_half", (1, grid, grid, classes)), half],
                 "score_weight", (1, grid, grid, classes))
 
     scale = const("inverse_size", np.full(1, 1.0 / SIZE, f32))
     coords: list[int] = []
-    for name, source in (("cx", sums["x"][0]), ("cy", sums["y"][0]), ("w", sums["x"][1]), ("h", sums["y"][1])):
+    for name, source in (("cx", sides["x"][0]), ("cy", sides["y"][0]), ("w", sides["x"][1]), ("h", sides["y"][1])):
         normalised = op("MUL", [source, scale], name, (1, grid, grid, classes))
         shape = const(f"{name}_shape", np.array([1, anchors, classes, 1], np.int32))
         coords.append(op("RESHAPE", [normalised, shape], f"{name}_anchors", (1, anchors, classes, 1)))
