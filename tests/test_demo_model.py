@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgenode.config import DecodeSettings, ModelSettings
-from edgenode.demo.shapes_model import LABELS, MODEL_NAME, SIZE, build_shapes_model
+from edgenode.demo.shapes_model import LABELS, MODEL_NAME, SIZE, build_shapes_model, build_shapes_segmentation_model
 from edgenode.model_loading import load_model
 
 BACKGROUND = (85, 95, 110)
@@ -55,3 +55,22 @@ def test_demo_model_sees_nothing_on_an_empty_scene(demo_model: Path) -> None:
     model.runtime.set_input(np.broadcast_to(gradient[None, :, None, None], (1, SIZE, SIZE, 3)).copy())
     model.runtime.invoke()
     assert len(model.decoder.decode(model.runtime.output_views())) == 0
+
+
+def test_segmentation_twin_labels_each_rectangle(tmp_path: Path) -> None:
+    path = tmp_path / "shapes-seg.tflite"
+    path.write_bytes(build_shapes_segmentation_model())
+    model = load_model(ModelSettings(path=path, engine="cpu", threads=1), DecodeSettings())
+    assert model.description.model_types == "Segmentation"
+    image = np.empty((SIZE, SIZE, 3), np.float32)
+    image[...] = np.array(BACKGROUND) / 255
+    for colour, (x1, y1, x2, y2) in OBJECTS.values():
+        image[y1:y2, x1:x2] = np.array(colour) / 255
+    model.runtime.set_input(image[None])
+    model.runtime.invoke()
+    mask = model.decoder.decode(model.runtime.output_views()).semantic_mask
+    assert mask is not None and mask.shape == (SIZE // 2, SIZE // 2, 5) and mask.dtype == np.uint8
+    winners = mask.argmax(axis=2)
+    for index, (_, (x1, y1, x2, y2)) in enumerate(OBJECTS.values(), start=1):
+        assert (winners[y1 // 2 + 2:y2 // 2 - 2, x1 // 2 + 2:x2 // 2 - 2] == index).all()
+    assert winners[0, SIZE // 2 - 1] == 0
