@@ -142,7 +142,8 @@ OPTIONS: tuple[Option, ...] = (
          help="where the NPU keeps compiled graphs between starts (default $CACHE_DIRECTORY from systemd, "
               "else ~/.cache/edgenode)"),
     _opt("--decoder-model", env="DECODER_MODEL", default="", group=G_MODEL, choices=DECODERS,
-         help="decoder family to use when the model carries no edgefirst.yaml (default: guessed from shapes)"),
+         help="decoder family, overriding the model config's decoder_version (default: the config's, "
+              "else guessed from the output shapes)"),
     _opt("--ssd-model", env="SSD_MODEL", default=False, convert=parse_bool, kind="bool", group=G_MODEL,
          help="the model outputs decoded boxes [1,N,1,4] and scores [1,N,C] (SSD style)"),
     _opt("--resize", env="RESIZE", default="stretch", group=G_MODEL, choices=RESIZE_MODES,

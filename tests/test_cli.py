@@ -195,3 +195,9 @@ def test_cache_dir_defaults_follow_systemd_then_xdg() -> None:
         "/var/cache/edgenode")
     assert parse_config([], {**ENV, "XDG_CACHE_HOME": "/x"}).model.cache_dir == Path("/x/edgenode")
     assert parse_config(["--cache-dir", "/c"], ENV).model.cache_dir == Path("/c")
+
+
+def test_readme_flag_table_lists_every_flag() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for option in OPTIONS:
+        assert f"`{option.flags[-1]}`" in readme and f"`{option.env}`" in readme, option.flags[-1]
