@@ -82,7 +82,7 @@ class Publishers:
     def _publish_mask(self, mask: NDArray[np.uint8]) -> None:
         message = mask_message(slice_classes(mask, self.mask_classes))
         if self.mask is not None:
-            self.mask.put(encode(message, size_hint=len(message.mask)))
+            self.mask.put(encode(message))
         if self._compress_worker is not None:
             self._compress_worker.submit(message)
 
@@ -91,7 +91,7 @@ class Publishers:
             self._compressor = zstandard.ZstdCompressor(level=self._compressor_level)
         packed = compressed(message, self._compressor)
         assert self.mask_compressed is not None
-        self.mask_compressed.put(encode(packed, size_hint=len(packed.mask)))
+        self.mask_compressed.put(encode(packed))
 
     # -- per frame ---------------------------------------------------------------------------
     def frame(self, result: FrameResult, info: ModelInfoTemplate, *, has_boxes: bool, status: str,
@@ -102,17 +102,16 @@ class Publishers:
             self._mask_worker.submit(detections.semantic_mask)
         box_list = boxes(result) if has_boxes and (self.detect or self.output) else None
         if has_boxes and self.detect is not None:
-            self.detect.put(encode(detect_message(result, box_list), size_hint=64 + 96 * len(detections)))
+            self.detect.put(encode(detect_message(result, box_list)))
         if has_boxes and self.visual is not None:
             self.visual.put(encode(frame_annotations(result, status=status, label_mode=self.label_mode,
-                                                     width=size.width, height=size.height),
-                                   size_hint=256 + 512 * len(detections)))
+                                                     width=size.width, height=size.height)))
         if self.output is not None:
             masks = instance_masks(detections)
             if detections.semantic_mask is not None:
                 masks.append(mask_message(detections.semantic_mask))
             message = model_message(result, masks, box_list or [])
-            self.output.put(encode(message, size_hint=256 + 96 * len(detections) + sum(len(m.mask) for m in masks)))
+            self.output.put(encode(message))
         if self.info is not None:
             self.info.put(info.encode_at(result.header.stamp))
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import edgenode.messages as m
+from edgenode.messages.cdr import encode_with_pycdr2
 from edgenode.messages.definitions import MessageDefinition, parse_message
 from edgenode.resources import message_definitions
 
@@ -129,6 +130,7 @@ def test_class_encodes_as_the_definition_says(name: str) -> None:
         writer.message(DEFINITIONS[name], values)
         message = _build(CLASSES[name], DEFINITIONS[name], values)
         assert m.encode(message) == bytes(writer.out)
+        assert encode_with_pycdr2(message) == bytes(writer.out)
 
 
 @pytest.mark.parametrize("name", sorted(DEFINITIONS))

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import edgenode.messages as m
+from edgenode.messages.cdr import encode_with_pycdr2
 from edgenode.messages.edgefirst_msgs import DTYPE_TO_LEGACY_TYPE
 
 ef = pytest.importorskip("edgefirst.schemas")
@@ -220,6 +221,7 @@ def test_byte_identical_both_directions(name: str) -> None:
         reference_bytes = to_reference(ours).to_bytes()
         our_bytes = m.encode(ours)
         assert our_bytes == reference_bytes
+        assert encode_with_pycdr2(ours) == our_bytes  # the compiled writer against pycdr2 itself
         assert m.decode(type(ours), reference_bytes) == ours
         assert reference_cls.from_cdr(our_bytes).to_bytes() == our_bytes
 
