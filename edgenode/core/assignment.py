@@ -31,6 +31,20 @@ _ZERO = np.zeros(())
 _MIN_UNION = np.array(MIN_UNION)
 
 
+def allowed_pairs(overlap: NDArray[np.float64], least: float) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Rows and columns (row-major order) of the entries of ``overlap`` reaching ``least``."""
+    allowed = overlap >= least
+    if allowed.size <= _SMALL_NONZERO:
+        pairs: tuple[NDArray[np.intp], NDArray[np.intp]] = allowed.nonzero()  # type: ignore[assignment]
+        return pairs
+    # A 2-D nonzero slows down with size much faster than a flat one.
+    rows, cols = np.divmod(allowed.ravel().nonzero()[0], allowed.shape[1])
+    return rows, cols
+
+
+_SMALL_NONZERO = 256
+
+
 def signed_area(signed: NDArray[np.float64]) -> NDArray[np.float64]:
     """Areas ``(x2 - x1) (y2 - y1)`` of boxes given as (4, N) signed rows x1, y1, -x2, -y2."""
     sides = signed[:2] + signed[2:]  # -(x2 - x1), -(y2 - y1)
@@ -78,11 +92,17 @@ def match_pairs(rows: list[int], cols: list[int], pair_costs: PairCosts, small_i
     ``small_in_python`` false straight to LAPJV. ``arrays``, the same pairs as numpy arrays, helps
     when there are many.
     """
-    if len(set(rows)) == len(rows) and len(set(cols)) == len(cols):
+    rows_apart, cols_apart = len(set(rows)) == len(rows), len(set(cols)) == len(cols)
+    if rows_apart and cols_apart:
         return rows, cols
     if len(rows) >= _MANY_PAIRS:
         row_array, col_array = arrays if arrays is not None else (np.array(rows, np.intp), np.array(cols, np.intp))
-        contested = (np.bincount(row_array).take(row_array) > 1) | (np.bincount(col_array).take(col_array) > 1)
+        if rows_apart:
+            contested = np.bincount(col_array).take(col_array) > 1
+        elif cols_apart:
+            contested = np.bincount(row_array).take(row_array) > 1
+        else:
+            contested = (np.bincount(row_array).take(row_array) > 1) | (np.bincount(col_array).take(col_array) > 1)
         direct = ~contested
         direct_rows, direct_cols = row_array[direct].tolist(), col_array[direct].tolist()
         block_rows, block_cols = row_array[contested], col_array[contested]
@@ -128,7 +148,7 @@ def solve_contested(rows: list[int], cols: list[int], costs: list[float], cost_l
     for row, col, cost in zip(rows, cols, costs, strict=True):
         by_row.setdefault(row, []).append((col, double_half - cost))
         by_col.setdefault(col, []).append(row)
-    groups: list[tuple[list[int], int]] = []  # rows (ascending within a star), column count
+    groups: list[tuple[list[int], int]] = []  # rows, column count
     if len(by_row) == len(rows):  # each row has one column: groups are columns and their rows
         groups = [(group, 1) for group in by_col.values()]
     elif len(by_col) == len(cols):  # each column has one row: groups are single rows
@@ -165,45 +185,80 @@ def solve_contested(rows: list[int], cols: list[int], costs: list[float], cost_l
 
 def _best_matching(options: list[list[tuple[int, float]]], columns: int, margin: float) -> list[int] | None:
     """Column per row (-1: none) of the matching with the largest summed gain, or ``None`` when the
-    group is too big or the runner-up comes within ``margin``."""
-    if len(options) == 1 or columns == 1:
-        # A star: one row and its columns, or one column and its rows; at most one pair is matched.
-        best = second = 0.0  # nothing matched
-        best_index = best_col = -1
-        for index, (col, gain) in enumerate((col, gain) for choices in options for col, gain in choices):
+    group is too big or the runner-up comes within ``margin``.
+
+    ``options`` holds each row's (column, gain) pairs; gains are positive, and leaving everything
+    unmatched (gain 0) is a matching too.
+    """
+    if len(options) == 1:  # one row and its columns
+        best = second = 0.0
+        best_col = -1
+        for col, gain in options[0]:
             if gain > best:
-                best, second, best_index, best_col = gain, best, index, col
+                best, second, best_col = gain, best, col
+            elif gain > second:
+                second = gain
+        return [best_col] if best - second > margin else None
+    if columns == 1:  # one column and its rows
+        best = second = 0.0
+        best_row = -1
+        for row, choices in enumerate(options):
+            gain = choices[0][1]
+            if gain > best:
+                best, second, best_row = gain, best, row
             elif gain > second:
                 second = gain
         if best - second <= margin:
             return None
-        if columns == 1:
-            return [best_col if index == best_index else -1 for index in range(len(options))]
-        return [best_col]
+        col = options[0][0][0]
+        return [col if row == best_row else -1 for row in range(len(options))]
+    if len(options) == 2:  # two rows: each alone, or both on different columns
+        first, other = options
+        best = second = 0.0
+        chosen = (-1, -1)
+        for col, gain in first:
+            if gain > best:
+                best, second, chosen = gain, best, (col, -1)
+            elif gain > second:
+                second = gain
+        for col, gain in other:
+            if gain > best:
+                best, second, chosen = gain, best, (-1, col)
+            elif gain > second:
+                second = gain
+        for col, gain in first:
+            for other_col, other_gain in other:
+                if col != other_col:
+                    both = gain + other_gain
+                    if both > best:
+                        best, second, chosen = both, best, (col, other_col)
+                    elif both > second:
+                        second = both
+        return list(chosen) if best - second > margin else None
     if len(options) > _SMALL_SIDE or columns > _SMALL_SIDE:
         return None
     # Every partial matching: (columns used, summed gain, column per row so far).
     partial: list[tuple[frozenset[int], float, tuple[int, ...]]] = [(frozenset(), 0.0, ())]
     for choices in options:
         grown = []
-        for used, gain, chosen in partial:
-            grown.append((used, gain, (*chosen, -1)))
+        for used, gain, picked in partial:
+            grown.append((used, gain, (*picked, -1)))
             for col, pair_gain in choices:
                 if col not in used:
-                    grown.append((used | {col}, gain + pair_gain, (*chosen, col)))
+                    grown.append((used | {col}, gain + pair_gain, (*picked, col)))
         if len(grown) > _SMALL_MATCHINGS:
             return None
         partial = grown
     best = second = -1.0
-    best_chosen: tuple[int, ...] = ()
-    for _, gain, chosen in partial:
+    best_picked: tuple[int, ...] = ()
+    for _, gain, picked in partial:
         if gain > best:
-            best, second, best_chosen = gain, best, chosen
+            best, second, best_picked = gain, best, picked
         elif gain > second:
             second = gain
     if best - second <= margin:
         return None
-    return list(best_chosen)
+    return list(best_picked)
 
 
 def _lapjv_block(rows: list[int], cols: list[int], costs: list[float], half: float) -> Pairs:

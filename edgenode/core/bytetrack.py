@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgenode.config import DecodeSettings, TrackSettings
-from edgenode.core.assignment import PairCosts, Pairs, iou_signed, match_pairs, signed_area
+from edgenode.core.assignment import PairCosts, Pairs, allowed_pairs, iou_signed, match_pairs, signed_area
 from edgenode.core.kalman import XYXY_TO_SIGNED_AND_CENTRE, KalmanXYAH, centre_rows_to_xyah_rows
 
 NS_PER_SECOND = 1_000_000_000
@@ -204,22 +204,26 @@ class ByteTracker:
             det, trk, high_matches = self._associate(signed, area, scores, high, high_mask)
             if det:
                 started -= high_matches
-                ids, created, counts, updated = self._ids, self._created, self._count, self._updated
-                for d, t in zip(det, trk, strict=True):
-                    lifetime = counts[t]
-                    infos[d] = _new_info(TrackInfo, (ids[t], lifetime, created[t]))
-                    counts[t] = lifetime + 1
-                    updated[t] = timestamp_ns
+                ids, created, counts = self._ids, self._created, self._count
                 xyah = centre_rows_to_xyah_rows(centre)
                 if len(det) == tracks:
                     # Every track matched: update the filters in place, measurements in track order.
                     order = [0] * tracks
                     for d, t in zip(det, trk, strict=True):
+                        infos[d] = _new_info(TrackInfo, (ids[t], counts[t], created[t]))
                         order[t] = d
+                    self._count = [lifetime + 1 for lifetime in counts]
+                    self._updated = [timestamp_ns] * tracks
                     box_order = np.array(order, np.intp)
                     self._last_box = signed.take(box_order, axis=1)
                     self._kalman.update(slice(None), xyah.take(box_order, axis=1).T)
                 else:
+                    updated = self._updated
+                    for d, t in zip(det, trk, strict=True):
+                        lifetime = counts[t]
+                        infos[d] = _new_info(TrackInfo, (ids[t], lifetime, created[t]))
+                        counts[t] = lifetime + 1
+                        updated[t] = timestamp_ns
                     det_index, trk_index = np.array(det, np.intp), np.array(trk, np.intp)
                     self._last_box[:, trk_index] = signed.take(det_index, axis=1)
                     self._kalman.update(trk_index, xyah.take(det_index, axis=1).T)
@@ -273,7 +277,7 @@ class ByteTracker:
         tracks = len(self._ids)
         predicted = self._kalman.signed_corners()
         overlap = iou_signed(boxes, area, predicted, signed_area(predicted))
-        pair_rows, pair_cols = (overlap >= self.iou).nonzero()
+        pair_rows, pair_cols = allowed_pairs(overlap, self.iou)
         rows, cols = pair_rows.tolist(), pair_cols.tolist()
         costs = self._costs(overlap, scores)
         # Pass 1: high boxes against every track's prediction.

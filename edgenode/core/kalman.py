@@ -132,6 +132,7 @@ class KalmanXYAH:
         self._innovation = _block_map((_PP, _PP, 1.0))[_PP]
         self._innovation[:, _H2] = position_h2 / update
         self._innovation[:, _ONE] = position_c / update
+        self._innovation_twice = np.vstack((self._innovation, self._innovation))  # S for K_p, then for K_v
         # Initial state column = _initial @ [x, y, a, h, h^2, 1].
         self._initial_h2 = np.zeros(_ROWS)
         self._initial_c = np.zeros(_ROWS)
@@ -154,9 +155,10 @@ class KalmanXYAH:
             raise AssertionError("motion terms overlap")
         self._motion_now = self._motion[0].copy()
         self._motion_flat = self._motion_now.reshape(-1)
-        self._dt_entries = np.flatnonzero(self._motion[1])
+        # Entries times dt, then the dt^2 entries (their factor is set to dt, times dt).
+        self._dt_entries = np.concatenate((np.flatnonzero(self._motion[1]), np.flatnonzero(self._motion[2])))
         self._dt_factors = self._motion[1].reshape(-1)[self._dt_entries]
-        self._dt2_entries = np.flatnonzero(self._motion[2])
+        self._dt2_start = np.count_nonzero(self._motion[1])
         self._motion_ns = 0
         self._state: Float64Array = np.zeros((_ROWS, 0))
 
@@ -186,8 +188,9 @@ class KalmanXYAH:
             return
         if elapsed_ns != self._motion_ns:
             dt = elapsed_ns / self.time_unit_ns
-            self._motion_flat[self._dt_entries] = self._dt_factors * dt
-            self._motion_flat[self._dt2_entries] = dt * dt
+            factors = self._dt_factors
+            factors[self._dt2_start:] = dt
+            self._motion_flat[self._dt_entries] = factors * dt
             self._motion_ns = elapsed_ns
         np.square(state[3], out=state[_H2])
         self._state = self._motion_now.dot(state)  # ndarray.dot: the same BLAS product as @, called faster
@@ -202,7 +205,7 @@ class KalmanXYAH:
             return
         np.square(s[3], out=s[_H2])
         # K = [P_pp; P_pv] / S per component, S = P_pp + R.
-        gain = (s[8:16].reshape(2, 4, count) / self._innovation.dot(s)).reshape(8, count)
+        gain = s[8:16] / self._innovation_twice.dot(s)
         # x += K (z - x_pos); P -= K S K^T, which per component is P_pp -= K_p P_pp,
         # P_pv -= K_p P_pv, P_vv -= K_v P_pv: one product of gains and factors over all 20 rows
         # (the means' factor is x_pos - z, so that all 20 rows are subtracted).
