@@ -16,13 +16,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgenode.core.decoding import (
+    XYWH_TO_XYXY,
     DecodeParams,
     class_rows,
     empty,
     make_detections,
     normalise_boxes,
     raw_threshold,
-    xywh_to_xyxy,
 )
 from edgenode.core.detections import Detections
 from edgenode.core.masks import instance_masks
@@ -37,7 +37,7 @@ from edgenode.core.model_layout import (
     Layout,
     dfl_strides,
 )
-from edgenode.core.nms import nms, top_candidates
+from edgenode.core.nms import nms, nms_signed, top_candidates
 
 
 class YoloDecoder:
@@ -80,25 +80,36 @@ class YoloDecoder:
             return empty(segmenting)
         scores_view = self._scores.view(outputs)
         block = scores_view[self._rows]
+        boxes_view = scores_view if self._boxes is self._scores else self._boxes.view(outputs)
         if self._objectness_row is not None:
             found = self._objectness_candidates(outputs, block)
             if found is None:
                 return empty(segmenting)
             candidates, raw_scores, scores, local = found
         else:
-            best = block[0] if block.shape[0] == 1 else block.max(axis=0)
-            candidates = np.flatnonzero(best >= self._threshold)
+            rows = block.shape[0]
+            best = block[0] if rows == 1 else np.maximum(block[0], block[1]) if rows == 2 else block.max(axis=0)
+            candidates = (best >= self._threshold).nonzero()[0]
             if not candidates.size:
                 return empty(segmenting)
-            candidates = top_candidates(candidates, best[candidates], params.candidate_cap)
-            raw_scores = best[candidates]
-            local = (np.zeros(candidates.size, np.intp) if block.shape[0] == 1
-                     else block[:, candidates].argmax(axis=0))
+            raw_scores = best.take(candidates)
+            if candidates.size > params.candidate_cap:
+                candidates = top_candidates(candidates, raw_scores, params.candidate_cap)
+                raw_scores = best.take(candidates)
+            local = np.zeros(candidates.size, np.intp) if rows == 1 else block.take(candidates, axis=1).argmax(axis=0)
             scores = self._scores.dequantize(raw_scores)
         classes = local if self._class_ids is None else self._class_ids[local]
-        boxes = self._decode_boxes(outputs, candidates)
-        keep = nms(boxes, raw_scores, params.iou, params.max_boxes, classes if params.class_aware else None)
-        boxes = normalise_boxes(boxes[keep], self.layout)
+        nms_classes = classes if params.class_aware else None
+        if self._dfl is None:
+            # Corner rows, then signed rows x1, y1, -x2, -y2 for the NMS, in one product.
+            corners = _XYWH_TO_CORNERS_AND_SIGNED.dot(self._boxes.dequantize(boxes_view[:4].take(candidates, axis=1)))
+            keep = nms_signed(corners[4:], raw_scores, params.iou, params.max_boxes, nms_classes)
+            boxes = corners[:4].take(keep, axis=1).T
+        else:
+            boxes = _dfl_boxes(self._boxes.dequantize(boxes_view[:, candidates]), self._dfl, candidates)
+            keep = nms(boxes, raw_scores, params.iou, params.max_boxes, nms_classes)
+            boxes = boxes[keep]
+        boxes = normalise_boxes(boxes, self.layout)
         masks = None
         if self._protos is not None and self._coefficients is not None:
             coefficients = self._coefficients.view(outputs)[self._coefficient_rows][:, candidates[keep]]
@@ -126,11 +137,10 @@ class YoloDecoder:
         candidates, real, best = candidates[chosen], real[:, chosen], best[chosen]
         return candidates, best, best, real.argmax(axis=0)
 
-    def _decode_boxes(self, outputs: Sequence[np.ndarray], candidates: NDArray[np.intp]) -> NDArray[np.float32]:
-        view = self._boxes.view(outputs)
-        if self._dfl is None:
-            return xywh_to_xyxy(self._boxes.dequantize(view[:4, candidates]))
-        return _dfl_boxes(self._boxes.dequantize(view[:, candidates]), self._dfl, candidates)
+
+
+# (4, K) x, y, w, h -> rows x1, y1, x2, y2, then x1, y1, -x2, -y2 (each one rounding, as xywh_to_xyxy).
+_XYWH_TO_CORNERS_AND_SIGNED = np.vstack((XYWH_TO_XYXY, XYWH_TO_XYXY * np.array([[1], [1], [-1], [-1]], np.float32)))
 
 
 def _dfl_grid(layout: Layout, reg_max: int, boxes: int) -> tuple[NDArray[np.float32], ...]:
