@@ -62,41 +62,34 @@ def _greedy(signed: NDArray[np.float32], iou: float, max_boxes: int, labels: np.
     sides = signed[:2] + signed[2:]  # minus the widths and heights
     areas = sides[0] * sides[1]
     threshold = np.array(iou, np.float32)
-    suppressed = 0  # bit j set: candidate j is suppressed
-    kept: list[int] = []
-    start = 0
-    rows: slice | NDArray[np.intp]
-    while start < count and len(kept) < max_boxes:
-        if count <= BLOCK:
-            block, rows = [], slice(None)
-        else:
-            block = [j for j in range(start, count) if not (suppressed >> j) & 1][:BLOCK]
-            if not block:
+    if count <= BLOCK:
+        # One block: visit only the candidates still alive, lowest first. The rows' bytes (0 or 1
+        # each) are read as Python ints, whose byte j stands for candidate j.
+        raw = _overlaps(signed, areas, threshold, labels, rows=slice(None), first=0).tobytes()
+        kept: list[int] = []
+        alive = (1 << 8 * count) // 255  # byte j = 1 for every candidate
+        while alive:
+            lowest = alive & -alive
+            candidate = lowest.bit_length() >> 3
+            kept.append(candidate)
+            if len(kept) == max_boxes:
                 break
-            rows = np.asarray(block, np.intp)
-        bounds = np.maximum(signed[:, rows, None], signed[:, None, :])
-        overlap = bounds[:2] + bounds[2:]  # minus the overlap widths and heights
-        np.minimum(overlap, _ZERO, out=overlap)
-        inter = overlap[0] * overlap[1]
-        union = areas[rows, None] + areas
-        union -= inter
-        union *= threshold
-        over = inter > union
-        if labels is not None:
-            over &= np.equal.outer(labels[rows], labels)
-        if count <= BLOCK:
-            # One block: visit only the candidates still alive, lowest first. The rows' bytes (0 or
-            # 1 each) are read as Python ints, whose byte j stands for candidate j.
-            raw = over.tobytes()
-            alive = (1 << 8 * count) // 255  # byte j = 1 for every candidate
-            while alive:
-                lowest = alive & -alive
-                candidate = lowest.bit_length() >> 3
-                kept.append(candidate)
-                if len(kept) == max_boxes:
-                    break
-                alive &= ~(int.from_bytes(raw[candidate * count:(candidate + 1) * count], "little") | lowest)
+            alive &= ~(int.from_bytes(raw[candidate * count:(candidate + 1) * count], "little") | lowest)
+        return kept
+    suppressed = 0  # bit j set: candidate j is suppressed
+    kept = []
+    start = 0
+    while start < count and len(kept) < max_boxes:
+        # The next BLOCK candidates still alive, against the candidates from the first of them on.
+        flags = np.unpackbits(np.frombuffer(suppressed.to_bytes(count // 8 + 1, "little"), np.uint8),
+                              count=count, bitorder="little")
+        rows = (flags[start:] == 0).nonzero()[0][:BLOCK]
+        if not rows.size:
             break
+        rows += start
+        block = rows.tolist()
+        first = block[0]
+        over = _overlaps(signed, areas, threshold, labels, rows=rows, first=first)
         packed = np.packbits(over, axis=1, bitorder="little")
         row_bytes = packed.shape[1]
         raw = packed.tobytes()
@@ -104,11 +97,28 @@ def _greedy(signed: NDArray[np.float32], iou: float, max_boxes: int, labels: np.
             if (suppressed >> candidate) & 1:
                 continue
             kept.append(candidate)
-            suppressed |= int.from_bytes(raw[position * row_bytes:(position + 1) * row_bytes], "little")
+            suppressed |= int.from_bytes(raw[position * row_bytes:(position + 1) * row_bytes], "little") << first
             if len(kept) == max_boxes:
                 break
         start = block[-1] + 1
     return kept
+
+
+def _overlaps(signed: NDArray[np.float32], areas: NDArray[np.float32], threshold: NDArray[np.float32],
+              labels: np.ndarray | None, *, rows: slice | NDArray[np.intp], first: int) -> NDArray[np.bool_]:
+    """Whether candidate ``rows`` suppress candidates ``first`` on: ``intersection > iou * union``."""
+    columns = signed[:, first:]
+    bounds = np.maximum(signed[:, rows, None], columns[:, None, :])
+    overlap = bounds[:2] + bounds[2:]  # minus the overlap widths and heights
+    np.minimum(overlap, _ZERO, out=overlap)
+    inter = overlap[0] * overlap[1]
+    union = areas[rows, None] + areas[first:]
+    union -= inter
+    union *= threshold
+    over: NDArray[np.bool_] = inter > union
+    if labels is not None:
+        over &= np.equal.outer(labels[rows], labels[first:])
+    return over
 
 
 _ZERO = np.zeros((), np.float32)

@@ -81,6 +81,8 @@ class YoloDecoder:
         scores_view = self._scores.view(outputs)
         block = scores_view[self._rows]
         boxes_view = scores_view if self._boxes is self._scores else self._boxes.view(outputs)
+        local: NDArray[np.intp] | None = None
+        scores: NDArray[np.float32] | None = None
         if self._objectness_row is not None:
             found = self._objectness_candidates(outputs, block)
             if found is None:
@@ -96,10 +98,11 @@ class YoloDecoder:
             if candidates.size > params.candidate_cap:
                 candidates = top_candidates(candidates, raw_scores, params.candidate_cap)
                 raw_scores = best.take(candidates)
-            local = np.zeros(candidates.size, np.intp) if rows == 1 else block.take(candidates, axis=1).argmax(axis=0)
-            scores = self._scores.dequantize(raw_scores)
-        classes = local if self._class_ids is None else self._class_ids[local]
-        nms_classes = classes if params.class_aware else None
+            if params.class_aware:
+                local = _best_class(block, candidates)
+        nms_classes = None
+        if params.class_aware and local is not None:
+            nms_classes = local if self._class_ids is None else self._class_ids[local]
         if self._dfl is None:
             # Corner rows, then signed rows x1, y1, -x2, -y2 for the NMS, in one product.
             corners = _XYWH_TO_CORNERS_AND_SIGNED.dot(self._boxes.dequantize(boxes_view[:4].take(candidates, axis=1)))
@@ -110,13 +113,17 @@ class YoloDecoder:
             keep = nms(boxes, raw_scores, params.iou, params.max_boxes, nms_classes)
             boxes = boxes[keep]
         boxes = normalise_boxes(boxes, self.layout)
+        # Classes and real scores are only needed for the kept boxes (unless already known).
+        kept_local = _best_class(block, candidates.take(keep)) if local is None else local.take(keep)
+        kept_classes = kept_local if self._class_ids is None else self._class_ids.take(kept_local)
+        kept_scores = self._scores.dequantize(raw_scores.take(keep)) if scores is None else scores.take(keep)
         masks = None
         if self._protos is not None and self._coefficients is not None:
             coefficients = self._coefficients.view(outputs)[self._coefficient_rows][:, candidates[keep]]
             real = self._coefficients.dequantize(coefficients).T
             masks = instance_masks(boxes, real, self._protos.view(outputs), self._protos.scale,
                                    self._protos.zero_point)
-        return make_detections(boxes, scores[keep], classes[keep], masks)
+        return make_detections(boxes, kept_scores, kept_classes, masks)
 
     def _objectness_candidates(self, outputs: Sequence[np.ndarray], block: np.ndarray
                                ) -> tuple[NDArray[np.intp], np.ndarray, NDArray[np.float32], NDArray[np.intp]] | None:
@@ -141,6 +148,14 @@ class YoloDecoder:
 
 # (4, K) x, y, w, h -> rows x1, y1, x2, y2, then x1, y1, -x2, -y2 (each one rounding, as xywh_to_xyxy).
 _XYWH_TO_CORNERS_AND_SIGNED = np.vstack((XYWH_TO_XYXY, XYWH_TO_XYXY * np.array([[1], [1], [-1], [-1]], np.float32)))
+
+
+def _best_class(block: np.ndarray, candidates: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Row of the best class score of each candidate column of ``block`` (the first on ties)."""
+    if block.shape[0] == 1:
+        return np.zeros(candidates.size, np.intp)
+    best: NDArray[np.intp] = block.take(candidates, axis=1).argmax(axis=0)
+    return best
 
 
 def _dfl_grid(layout: Layout, reg_max: int, boxes: int) -> tuple[NDArray[np.float32], ...]:
