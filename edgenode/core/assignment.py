@@ -1,4 +1,11 @@
-"""Box overlap and optimal one-to-one assignment (LAPJV from ``lap``)."""
+"""Box overlap and optimal one-to-one assignment (LAPJV from ``lap``).
+
+A tracker's frame has few contested pairs: most boxes overlap one track and most tracks one box,
+and those pairs are matched directly. The rest split into small independent groups (two or three
+objects close together); :func:`solve_contested` tries every matching of a small group in Python,
+which is much cheaper than a LAPJV call, and leaves big groups and near ties to LAPJV, so the
+result is always LAPJV's.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +45,9 @@ def allowed_pairs(overlap: NDArray[np.float64], least: float) -> tuple[NDArray[n
         pairs: tuple[NDArray[np.intp], NDArray[np.intp]] = allowed.nonzero()  # type: ignore[assignment]
         return pairs
     # A 2-D nonzero slows down with size much faster than a flat one.
-    rows, cols = np.divmod(allowed.ravel().nonzero()[0], allowed.shape[1])
-    return rows, cols
+    flat = allowed.ravel().nonzero()[0]
+    width = np.array(allowed.shape[1])
+    return flat // width, flat % width
 
 
 _SMALL_NONZERO = 256

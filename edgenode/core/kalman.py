@@ -37,6 +37,8 @@ _H2, _ONE = 20, 21
 _W = _H2
 # Which gain (K_p of x, y, a, h, then K_v) multiplies each of the 20 state rows in an update.
 _GAIN_ROWS = np.array([0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7])
+# The state rows each gain multiplies: x_pos (for the means, minus the measurement), P_pp, P_pv, P_pv.
+_FACTOR_ROWS = np.array([0, 1, 2, 3, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15])
 _ROWS = 22
 
 
@@ -209,8 +211,9 @@ class KalmanXYAH:
         # x += K (z - x_pos); P -= K S K^T, which per component is P_pp -= K_p P_pp,
         # P_pv -= K_p P_pv, P_vv -= K_v P_pv: one product of gains and factors over all 20 rows
         # (the means' factor is x_pos - z, so that all 20 rows are subtracted).
-        step = s[_POS] - np.asarray(xyah, np.float64).T
-        factors = np.concatenate((step, step, s[_PP], s[_PV], s[_PV]))
+        factors = s.take(_FACTOR_ROWS, axis=0)  # x_pos, x_pos, P_pp, P_pv, P_pv
+        steps = factors[:8].reshape(2, 4, count)
+        steps -= np.asarray(xyah, np.float64).T
         factors *= gain.take(_GAIN_ROWS, axis=0)
         s[:20] -= factors
         if not every:
