@@ -125,3 +125,73 @@ def test_bad_arguments_are_refused() -> None:
         linear_assignment(np.zeros((2, 2)), float("inf"))
     with pytest.raises(ValueError, match="2-D"):
         linear_assignment(np.zeros(3), 0.5)
+
+
+def _random_pairs(rng: np.random.Generator, rows: int, cols: int, density: float) -> tuple[list[int], list[int]]:
+    mask = rng.random((rows, cols)) < density
+    pair_rows, pair_cols = mask.nonzero()
+    return pair_rows.tolist(), pair_cols.tolist()
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 8])
+def test_solve_contested_agrees_with_lapjv(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for _ in range(200):
+        rows, cols = _random_pairs(rng, size, size + int(rng.integers(0, 3)), 0.4)
+        if not rows:
+            continue
+        costs = rng.uniform(0.0, 0.75, len(rows)).tolist()
+        got = assignment.solve_contested(rows, cols, costs, 0.75)
+        expected = assignment._lapjv_block(rows, cols, costs, assignment._half(0.75))
+        assert sorted(zip(*got, strict=True)) == sorted(zip(*expected, strict=True))
+
+
+def test_solve_contested_leaves_near_ties_to_lapjv(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[np.ndarray] = []
+    real = lap.lapjv
+
+    def spy(cost: np.ndarray, **kwargs: object) -> object:
+        calls.append(cost)
+        return real(cost, **kwargs)
+
+    monkeypatch.setattr(assignment.lap, "lapjv", spy)
+    # Two tracks equally good for one box (say two tracks started on the same spot).
+    rows, cols = assignment.solve_contested([0, 0], [3, 5], [0.2, 0.2], 0.75)
+    assert len(calls) == 1 and len(rows) == 1 and rows == [0] and cols[0] in (3, 5)
+    # A clear winner needs no LAPJV.
+    assert assignment.solve_contested([0, 0, 1], [3, 5, 5], [0.2, 0.1, 0.3], 0.75) == ([0, 1], [3, 5])
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (9, 7), (12, 12)])
+def test_match_pairs_is_optimal_with_many_pairs(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[0])
+    for _ in range(10):
+        cost = rng.uniform(0, 1, shape)
+        limit = 0.45
+        allowed = cost <= limit
+        pair_rows, pair_cols = allowed.nonzero()
+
+        def costs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray = cost) -> tuple[list[float], float]:
+            return cost[rows, cols].tolist(), 0.45
+
+        rows, cols = assignment.match_pairs(pair_rows.tolist(), pair_cols.tolist(), costs,
+                                            arrays=(pair_rows, pair_cols))
+        assert len(set(rows)) == len(rows) and len(set(cols)) == len(cols)
+        assert all(allowed[r, c] for r, c in zip(rows, cols, strict=True))
+        expected_rows, expected_cols = linear_assignment(cost, limit)
+        assert sorted(zip(rows, cols, strict=True)) == sorted(
+            zip(expected_rows.tolist(), expected_cols.tolist(), strict=True))
+
+
+def test_iou_signed_is_iou_matrix() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0, 1, (6, 4))
+    a[:, 2:] = a[:, :2] + rng.uniform(0, 0.4, (6, 2))
+    b = a[::-1] + 0.03
+    signed_a, signed_b = a.T.copy(), b.T.copy()
+    signed_a[2:] *= -1
+    signed_b[2:] *= -1
+    got = assignment.iou_signed(signed_a, assignment.signed_area(signed_a), signed_b, assignment.signed_area(signed_b))
+    expected = np.array([[iou_one(x, y) for y in b] for x in a])
+    np.testing.assert_allclose(got, expected, atol=1e-12)

@@ -127,3 +127,25 @@ def test_bad_settings_are_refused() -> None:
         KalmanXYAH(update=0.0)
     with pytest.raises(ValueError, match="time_unit_ns"):
         KalmanXYAH(time_unit_ns=0)
+
+
+def test_motion_matrix_is_the_textbook_sum_exactly() -> None:
+    kalman = KalmanXYAH()
+    kalman.add(np.array([[0.5, 0.5, 1.0, 0.2]]))
+    for elapsed_ns in (33_333_333, 16_000_000, 100_000_017, 33_333_333):
+        kalman.predict(elapsed_ns)
+        dt = elapsed_ns / kalman.time_unit_ns
+        motion = kalman._motion
+        np.testing.assert_array_equal(kalman._motion_now, motion[0] + dt * (motion[1] + dt * motion[2]))
+
+
+def test_signed_corners_follow_corners_in_subclasses_too() -> None:
+    class Shifted(KalmanXYAH):
+        def corners(self) -> np.ndarray:
+            return super().corners() + 1.0
+
+    for kalman in (KalmanXYAH(), Shifted()):
+        kalman.add(np.array([[0.5, 0.4, 0.5, 0.2], [0.2, 0.3, 2.0, 0.1]]))
+        kalman.predict(33_333_333)
+        signed = kalman.signed_corners()
+        np.testing.assert_array_equal(signed, kalman.corners() * np.array([[1.0], [1.0], [-1.0], [-1.0]]))

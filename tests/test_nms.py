@@ -107,3 +107,17 @@ def test_any_block_size_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch, b
     classes = rng.integers(0, 3, 300)
     assert nms(boxes, scores, 0.45, 100).tolist() == reference_nms(boxes, scores, 0.45, 100)
     assert nms(boxes, scores, 0.3, 300, classes).tolist() == reference_nms(boxes, scores, 0.3, 300, classes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.uint8, np.int16])
+def test_signed_rows_and_every_score_type_give_the_reference_answer(dtype: type) -> None:
+    rng = np.random.default_rng(3)
+    for count in (2, 29, 64, 65, 200):
+        xy = rng.uniform(0, 0.9, (count, 2)).astype(np.float32)
+        boxes = np.concatenate([xy, xy + rng.uniform(0.0, 0.2, (count, 2)).astype(np.float32)], axis=1)
+        scores = rng.integers(0, 120, count).astype(dtype)  # many ties: they keep input order
+        signed = boxes.T.copy()
+        signed[2:] *= -1
+        expected = reference_nms(boxes, scores.astype(np.float32), 0.45, 100)
+        assert nms(boxes, scores, 0.45, 100).tolist() == expected
+        assert nms_module.nms_signed(signed, scores, 0.45, 100).tolist() == expected

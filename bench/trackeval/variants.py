@@ -67,8 +67,8 @@ class ReferenceKalman(KalmanXYAH):
         new_vv = vv + np.square(self._wv * h + self._cv)
         self._cov = np.stack((new_pp, new_pv, new_vv), 1)
 
-    def update(self, tracks: NDArray[np.intp], xyah: Array) -> None:
-        if not len(tracks):
+    def update(self, tracks: NDArray[np.intp] | slice, xyah: Array) -> None:
+        if not isinstance(tracks, slice) and not len(tracks):
             return
         mean, cov = self._mean[tracks], self._cov[tracks]
         pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
@@ -99,7 +99,7 @@ class InnovationScaledKalman(KalmanXYAH):
         super().__init__(update=1.0)
         self.innovation_scale = update
 
-    def update(self, tracks: NDArray[np.intp], xyah: Array) -> None:
+    def update(self, tracks: NDArray[np.intp] | slice, xyah: Array) -> None:
         # A full update towards the measurement moved ``update`` of the way from the prediction:
         # the state moves by update * K * innovation and the covariance as for a full update.
         predicted = self.mean[tracks, :4]
@@ -116,10 +116,10 @@ class FrameClockKalman(KalmanXYAH):
 class ReferenceCostTracker(ByteTracker):
     """EdgeFirst's pair cost and its prefer-more-matches assignment."""
 
-    def _pair_cost(self, overlap: Array, scores: NDArray[np.floating]) -> tuple[Array, NDArray[np.bool_], float]:
-        cost = (1.5 - scores.astype(np.float64))[:, None] + (1.5 - overlap)
+    def _pair_cost(self, overlap: Array, scores: NDArray[np.floating]) -> tuple[Array, float]:
+        cost = (1.5 - scores.astype(np.float64)) + (1.5 - overlap)
         # A limit far above any cost: every extra match outweighs any cost difference.
-        return cost, overlap >= self.iou, 1000.0
+        return cost, 1000.0
 
 
 class LateExpiryTracker(ByteTracker):
@@ -131,10 +131,9 @@ class LateExpiryTracker(ByteTracker):
             infos = super().update(boxes, scores, classes, timestamp_ns)
         finally:
             self.lifespan_ns = lifespan
-        matched_now = self._updated == timestamp_ns
-        stale = (self._updated < timestamp_ns - lifespan) & ~matched_now
-        if stale.any():
-            self._updated[stale] = -(1 << 62)
+        stale = [stamp < timestamp_ns - lifespan and stamp != timestamp_ns for stamp in self._updated]
+        if any(stale):
+            self._updated = [-(1 << 62) if old else stamp for stamp, old in zip(self._updated, stale, strict=True)]
             self._quiet_until_ns = -(1 << 62)
             self._expire(timestamp_ns)
         return infos
@@ -143,24 +142,25 @@ class LateExpiryTracker(ByteTracker):
 class AnyScoreSecondPassTracker(ByteTracker):
     """Pass 2 offers every box pass 1 left (high ones too), as EdgeFirst's score-0 second pass does."""
 
-    def _associate(self, boxes, scores, high):  # type: ignore[no-untyped-def]
-        det, trk = super()._associate(boxes, scores, high)
+    def _associate(self, boxes, area, scores, high, high_mask):  # type: ignore[no-untyped-def]
+        det, trk, high_matches = super()._associate(boxes, area, scores, high, high_mask)
         free_tracks = np.ones(len(self._ids), np.bool_)
         free_tracks[trk] = False
-        free_boxes = high.copy()
+        free_boxes = high_mask.copy()
         free_boxes[det] = False
         if not free_tracks.any() or not free_boxes.any():
-            return det, trk
-        from edgenode.core.assignment import iou_matrix, linear_assignment
+            return det, trk, high_matches
+        from edgenode.core.assignment import iou_signed, linear_assignment, signed_area
 
-        cost, allowed, limit = self._pair_cost(iou_matrix(boxes, self._kalman.xyxy()), scores)
-        det2, trk2 = linear_assignment(cost, limit, allowed & free_boxes[:, None] & free_tracks)
-        return np.concatenate((det, det2)), np.concatenate((trk, trk2))
+        predicted = self._kalman.signed_corners()
+        overlap = iou_signed(boxes, area, predicted, signed_area(predicted))
+        cost, limit = self._pair_cost(overlap, np.broadcast_to(scores[:, None], overlap.shape))
+        det2, trk2 = linear_assignment(cost, limit, (overlap >= self.iou) & free_boxes[:, None] & free_tracks)
+        return det + det2.tolist(), trk + trk2.tolist(), high_matches + len(det2)
 
 
 class TwoPassTracker(ByteTracker):
     """ByteTrack's two passes only: no recovery by the last matched box."""
 
-    def _recover(self, boxes, scores, unmatched, free):  # type: ignore[no-untyped-def]
-        empty = np.zeros(0, np.intp)
-        return empty, empty
+    def _recover(self, boxes, area, scores, unmatched, free):  # type: ignore[no-untyped-def]
+        return [], []

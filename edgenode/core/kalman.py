@@ -24,35 +24,54 @@ Float64Array = NDArray[np.float64]
 
 # Smallest box side used when converting to XYAH, as in the EdgeFirst tracker.
 MIN_SIDE = 1e-5
+_MIN_SIDE = np.array(MIN_SIDE)
 
 # Rows of the (22, N) state, component-major so every block is contiguous: for the four
 # components (x, y, a, h), their values, velocities, then the 2x2 covariance blocks P_pp, P_pv,
-# P_vv; then a scratch row for the squared height and a row of ones, so that prediction, noise
-# included, is one matrix product.
+# P_vv; then a scratch row and a row of ones. The scratch row holds the squared height when
+# predicting and updating, so that prediction, noise included, is one matrix product, and the
+# width (a h) when reading the corners, so that they are one matrix product too; it is written
+# before every use.
 _POS, _VEL, _PP, _PV, _VV = (slice(4 * i, 4 * i + 4) for i in range(5))
 _H2, _ONE = 20, 21
+_W = _H2
 # Which gain (K_p of x, y, a, h, then K_v) multiplies each of the 20 state rows in an update.
 _GAIN_ROWS = np.array([0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7])
+# The state rows each gain multiplies: x_pos (for the means, minus the measurement), P_pp, P_pv, P_pv.
+_FACTOR_ROWS = np.array([0, 1, 2, 3, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15])
 _ROWS = 22
 
 
 def xyxy_to_xyah(boxes: NDArray[np.floating]) -> Float64Array:
     """(N, 4) x1, y1, x2, y2 -> (N, 4) centre x, centre y, aspect w/h, height (sides at least MIN_SIDE)."""
-    xyah: Float64Array = _xyxy_rows_to_xyah_rows(np.asarray(boxes, np.float64).reshape(-1, 4).T).T
+    xyah: Float64Array = xyxy_rows_to_xyah_rows(np.asarray(boxes, np.float64).reshape(-1, 4).T).T
     return xyah
 
 
 # Linear maps between corners and centre/size: [cx, cy, w, h] = _TO_CENTRE @ [x1, y1, x2, y2].
 _TO_CENTRE = np.array([[0.5, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.5], [-1.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 1.0]])
 _TO_CORNERS = np.linalg.inv(_TO_CENTRE)
+# The same from the state's x, y, h and width rows: corners = _STATE_TO_CORNERS @ state. Each
+# corner is one centre plus or minus an exact half size (the other terms are exact zeros), so this
+# rounds exactly as the 4x4 product over [cx, cy, w, h] does.
+_STATE_TO_CORNERS = np.zeros((4, _ROWS))
+_STATE_TO_CORNERS[:, [0, 1, _W, 3]] = _TO_CORNERS
+_STATE_TO_SIGNED_CORNERS = _STATE_TO_CORNERS * np.array([[1.0], [1.0], [-1.0], [-1.0]])
+# Corner rows x1, y1, x2, y2 -> signed rows x1, y1, -x2, -y2, then x, y, w, h (each an exact
+# sum of at most two exact products, so rounded as the plain subtractions and halvings are).
+XYXY_TO_SIGNED_AND_CENTRE = np.vstack((np.diag([1.0, 1.0, -1.0, -1.0]), _TO_CENTRE))
 
 
-def _xyxy_rows_to_xyah_rows(corners: Float64Array) -> Float64Array:
+def xyxy_rows_to_xyah_rows(corners: Float64Array) -> Float64Array:
     """(4, N) rows x1, y1, x2, y2 -> (4, N) rows x, y, a, h."""
-    xyah = _TO_CENTRE @ corners
-    np.maximum(xyah[2:], MIN_SIDE, out=xyah[2:])
-    xyah[2] /= xyah[3]
-    return xyah
+    return centre_rows_to_xyah_rows(_TO_CENTRE @ corners)
+
+
+def centre_rows_to_xyah_rows(centre: Float64Array) -> Float64Array:
+    """(4, N) rows x, y, w, h -> the same rows, in place, as x, y, a, h (sides at least MIN_SIDE)."""
+    np.maximum(centre[2:], _MIN_SIDE, out=centre[2:])
+    centre[2] /= centre[3]
+    return centre
 
 
 def _block_map(*blocks: tuple[slice | int, slice | int, float | Float64Array]) -> Float64Array:
@@ -115,6 +134,7 @@ class KalmanXYAH:
         self._innovation = _block_map((_PP, _PP, 1.0))[_PP]
         self._innovation[:, _H2] = position_h2 / update
         self._innovation[:, _ONE] = position_c / update
+        self._innovation_twice = np.vstack((self._innovation, self._innovation))  # S for K_p, then for K_v
         # Initial state column = _initial @ [x, y, a, h, h^2, 1].
         self._initial_h2 = np.zeros(_ROWS)
         self._initial_c = np.zeros(_ROWS)
@@ -130,6 +150,18 @@ class KalmanXYAH:
                        (_VV, _H2, velocity_h2), (_VV, _ONE, velocity_c)),
             _block_map((_PP, _VV, 1.0)),
         ))
+        # No entry mixes two of M0, M1, M2 and M2's entries are ones, so the motion matrix for a dt
+        # is M0 with M1's entries times dt and M2's set to dt^2: the same numbers as the sum above,
+        # written into a kept matrix (the last dt's, reused while the frame rate holds).
+        if np.any(np.count_nonzero(self._motion, axis=0) > 1) or np.any(self._motion[2][self._motion[2] != 0] != 1):
+            raise AssertionError("motion terms overlap")
+        self._motion_now = self._motion[0].copy()
+        self._motion_flat = self._motion_now.reshape(-1)
+        # Entries times dt, then the dt^2 entries (their factor is set to dt, times dt).
+        self._dt_entries = np.concatenate((np.flatnonzero(self._motion[1]), np.flatnonzero(self._motion[2])))
+        self._dt_factors = self._motion[1].reshape(-1)[self._dt_entries]
+        self._dt2_start = np.count_nonzero(self._motion[1])
+        self._motion_ns = 0
         self._state: Float64Array = np.zeros((_ROWS, 0))
 
     def __len__(self) -> int:
@@ -153,29 +185,39 @@ class KalmanXYAH:
 
     def predict(self, elapsed_ns: int) -> None:
         """Advance every filter by ``elapsed_ns`` of camera time (nothing for 0 or less)."""
-        if elapsed_ns <= 0 or not self._state.shape[1]:
+        state = self._state
+        if elapsed_ns <= 0 or not state.shape[1]:
             return
-        dt = elapsed_ns / self.time_unit_ns
-        np.square(self._state[3], out=self._state[_H2])
-        self._state = (self._motion[0] + dt * (self._motion[1] + dt * self._motion[2])) @ self._state
+        if elapsed_ns != self._motion_ns:
+            dt = elapsed_ns / self.time_unit_ns
+            factors = self._dt_factors
+            factors[self._dt2_start:] = dt
+            self._motion_flat[self._dt_entries] = factors * dt
+            self._motion_ns = elapsed_ns
+        np.square(state[3], out=state[_H2])
+        self._state = self._motion_now.dot(state)  # ndarray.dot: the same BLAS product as @, called faster
 
-    def update(self, tracks: NDArray[np.intp], xyah: Float64Array) -> None:
-        """Correct filters ``tracks`` (unique indices) with their measured (len(tracks), 4) XYAH boxes."""
-        if not len(tracks):
-            return
-        s = self._state[:, tracks]
+    def update(self, tracks: NDArray[np.intp] | slice, xyah: Float64Array) -> None:
+        """Correct filters ``tracks`` (unique indices, or ``slice(None)`` for all in order) with their
+        measured (len(tracks), 4) XYAH boxes."""
+        every = isinstance(tracks, slice)
+        s = self._state if isinstance(tracks, slice) else self._state.take(tracks, axis=1)
         count = s.shape[1]
+        if not count:
+            return
         np.square(s[3], out=s[_H2])
         # K = [P_pp; P_pv] / S per component, S = P_pp + R.
-        gain = (s[8:16].reshape(2, 4, count) / (self._innovation @ s)).reshape(8, count)
+        gain = s[8:16] / self._innovation_twice.dot(s)
         # x += K (z - x_pos); P -= K S K^T, which per component is P_pp -= K_p P_pp,
-        # P_pv -= K_p P_pv, P_vv -= K_v P_pv: one product of gains and factors over all 20 rows.
-        step = np.asarray(xyah, np.float64).T - s[_POS]
-        factors = np.concatenate((step, step, s[_PP], s[_PV], s[_PV]))
-        np.negative(factors[8:], out=factors[8:])
+        # P_pv -= K_p P_pv, P_vv -= K_v P_pv: one product of gains and factors over all 20 rows
+        # (the means' factor is x_pos - z, so that all 20 rows are subtracted).
+        factors = s.take(_FACTOR_ROWS, axis=0)  # x_pos, x_pos, P_pp, P_pv, P_pv
+        steps = factors[:8].reshape(2, 4, count)
+        steps -= np.asarray(xyah, np.float64).T
         factors *= gain.take(_GAIN_ROWS, axis=0)
-        s[:20] += factors
-        self._state[:, tracks] = s
+        s[:20] -= factors
+        if not every:
+            self._state[:, tracks] = s
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -199,9 +241,20 @@ class KalmanXYAH:
 
     def corners(self) -> Float64Array:
         """(4, N) current boxes as rows x1, y1, x2, y2."""
-        centre_size = self._state[_POS].copy()
-        centre_size[2] *= centre_size[3]
-        corners: Float64Array = _TO_CORNERS @ centre_size
+        state = self._state
+        np.multiply(state[2], state[3], out=state[_W])
+        corners: Float64Array = _STATE_TO_CORNERS.dot(state)
+        return corners
+
+    def signed_corners(self) -> Float64Array:
+        """(4, N) current boxes as rows x1, y1, -x2, -y2 (what the tracker's overlap test reads)."""
+        if type(self).corners is not KalmanXYAH.corners:  # a subclass with boxes of its own
+            signed = np.array(self.corners(), np.float64)
+            np.negative(signed[2:], out=signed[2:])
+            return signed
+        state = self._state
+        np.multiply(state[2], state[3], out=state[_W])
+        corners: Float64Array = _STATE_TO_SIGNED_CORNERS.dot(state)
         return corners
 
     def xyxy(self) -> Float64Array:

@@ -75,14 +75,21 @@ class Binding:
 
     def view(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
         array = outputs[self.index]
-        view: np.ndarray = array.reshape(tuple(array.shape[i] for i in self._kept)).transpose(self._order)
+        shape = array.shape
+        kept = self._kept_shape if shape == self.spec.shape else tuple(shape[i] for i in self._kept)
+        view: np.ndarray = array.reshape(kept).transpose(self._order)
         return view
+
+    @cached_property
+    def _kept_shape(self) -> tuple[int, ...]:
+        """The view's shape before the transpose, for outputs of the spec's shape."""
+        return tuple(self.spec.shape[i] for i in self._kept)
 
     def dequantize(self, values: np.ndarray) -> np.ndarray:
         """Real values (float32) of ``values`` taken from this output (a table lookup for 8-bit types)."""
         table = self._table
         if table is not None:
-            looked_up: np.ndarray = table[values.view(np.uint8)]
+            looked_up: np.ndarray = table.take(values.view(np.uint8))
             return looked_up
         real: np.ndarray = values.astype(np.float32, copy=False)
         if self.quantized:

@@ -35,49 +35,105 @@ def nms(boxes: NDArray[np.float32], scores: np.ndarray, iou: float, max_boxes: i
     ``boxes`` are ``(K, 4)`` x1, y1, x2, y2; ``scores`` may be raw quantised values (only their
     order matters); ``classes`` makes it class-aware.
     """
-    order: NDArray[np.intp] = np.argsort(-(scores if scores.dtype == np.float32 else scores.astype(np.float32)),
-                                         kind="stable")
-    count = order.size
-    if iou >= 1.0 or count <= 1:
+    order = _descending(scores)
+    if iou >= 1.0 or order.size <= 1:
         return order[:max_boxes]
-    x1, y1, x2, y2 = boxes[order].astype(np.float32, copy=False).T
-    areas = (x2 - x1) * (y2 - y1)
-    labels = None if classes is None else classes[order]
-    threshold = np.float32(iou)
-    suppressed = 0  # bit j set: candidate j (in score order) is suppressed
-    kept: list[int] = []
+    signed = boxes.T.take(order, axis=1).astype(np.float32, copy=False)
+    np.negative(signed[2:], out=signed[2:])
+    return order[_greedy(signed, iou, max_boxes, None if classes is None else classes[order])]
+
+
+def nms_signed(signed: NDArray[np.float32], scores: np.ndarray, iou: float, max_boxes: int,
+               classes: np.ndarray | None = None) -> NDArray[np.intp]:
+    """:func:`nms` of boxes given as ``(4, K)`` float32 signed rows x1, y1, -x2, -y2."""
+    order = _descending(scores)
+    if iou >= 1.0 or order.size <= 1:
+        return order[:max_boxes]
+    return order[_greedy(signed.take(order, axis=1), iou, max_boxes, None if classes is None else classes[order])]
+
+
+def _greedy(signed: NDArray[np.float32], iou: float, max_boxes: int, labels: np.ndarray | None) -> list[int]:
+    """Positions kept by greedy NMS over candidates already in score order, as signed rows.
+
+    With the signs both ends of an overlap are one maximum: ``max(x1) + max(-x2)`` is
+    ``-(min(x2) - max(x1))`` exactly, and the sides are ``-(x2 - x1)`` exactly.
+    """
+    count = signed.shape[1]
+    sides = signed[:2] + signed[2:]  # minus the widths and heights
+    areas = sides[0] * sides[1]
+    threshold = np.array(iou, np.float32)
+    if count <= BLOCK:
+        # One block: visit only the candidates still alive, lowest first. The rows' bytes (0 or 1
+        # each) are read as Python ints, whose byte j stands for candidate j.
+        raw = _overlaps(signed, areas, threshold, labels, rows=slice(None), first=0).tobytes()
+        kept: list[int] = []
+        alive = (1 << 8 * count) // 255  # byte j = 1 for every candidate
+        while alive:
+            lowest = alive & -alive
+            candidate = lowest.bit_length() >> 3
+            kept.append(candidate)
+            if len(kept) == max_boxes:
+                break
+            alive &= ~(int.from_bytes(raw[candidate * count:(candidate + 1) * count], "little") | lowest)
+        return kept
+    suppressed = 0  # bit j set: candidate j is suppressed
+    kept = []
     start = 0
-    rows: slice | NDArray[np.intp]
     while start < count and len(kept) < max_boxes:
-        if count <= BLOCK:
-            block, rows = list(range(count)), slice(None)
-        else:
-            block = [j for j in range(start, count) if not (suppressed >> j) & 1][:BLOCK]
-            rows = np.asarray(block, np.intp)
-        if not block:
+        # The next BLOCK candidates still alive, against the candidates from the first of them on.
+        flags = np.unpackbits(np.frombuffer(suppressed.to_bytes(count // 8 + 1, "little"), np.uint8),
+                              count=count, bitorder="little")
+        rows = (flags[start:] == 0).nonzero()[0][:BLOCK]
+        if not rows.size:
             break
-        width = np.minimum.outer(x2[rows], x2)
-        width -= np.maximum.outer(x1[rows], x1)
-        np.maximum(width, 0, out=width)
-        height = np.minimum.outer(y2[rows], y2)
-        height -= np.maximum.outer(y1[rows], y1)
-        np.maximum(height, 0, out=height)
-        width *= height  # intersection
-        union = np.add.outer(areas[rows], areas)
-        union -= width
-        union *= threshold
-        overlap = width > union
-        if labels is not None:
-            overlap &= np.equal.outer(labels[rows], labels)
-        packed = np.packbits(overlap, axis=1, bitorder="little")
+        rows += start
+        block = rows.tolist()
+        first = block[0]
+        over = _overlaps(signed, areas, threshold, labels, rows=rows, first=first)
+        packed = np.packbits(over, axis=1, bitorder="little")
         row_bytes = packed.shape[1]
         raw = packed.tobytes()
         for position, candidate in enumerate(block):
             if (suppressed >> candidate) & 1:
                 continue
             kept.append(candidate)
-            suppressed |= int.from_bytes(raw[position * row_bytes:(position + 1) * row_bytes], "little")
+            suppressed |= int.from_bytes(raw[position * row_bytes:(position + 1) * row_bytes], "little") << first
             if len(kept) == max_boxes:
                 break
         start = block[-1] + 1
-    return order[kept]
+    return kept
+
+
+def _overlaps(signed: NDArray[np.float32], areas: NDArray[np.float32], threshold: NDArray[np.float32],
+              labels: np.ndarray | None, *, rows: slice | NDArray[np.intp], first: int) -> NDArray[np.bool_]:
+    """Whether candidate ``rows`` suppress candidates ``first`` on: ``intersection > iou * union``."""
+    columns = signed[:, first:]
+    bounds = np.maximum(signed[:, rows, None], columns[:, None, :])
+    overlap = bounds[:2] + bounds[2:]  # minus the overlap widths and heights
+    np.minimum(overlap, _ZERO, out=overlap)
+    inter = overlap[0] * overlap[1]
+    union = areas[rows, None] + areas[first:]
+    union -= inter
+    union *= threshold
+    over: NDArray[np.bool_] = inter > union
+    if labels is not None:
+        over &= np.equal.outer(labels[rows], labels[first:])
+    return over
+
+
+_ZERO = np.zeros((), np.float32)
+
+
+def _descending(scores: np.ndarray) -> NDArray[np.intp]:
+    """Indices by descending score, ties in input order (scores compared as float32)."""
+    if scores.dtype in _SMALL_INTEGERS:
+        # ~x = -x - 1 reverses the order of any integer type without overflow; these types are
+        # exact in float32, so the order is the float32 one.
+        order: NDArray[np.intp] = (~scores).argsort(kind="stable")
+        return order
+    real = scores if scores.dtype == np.float32 else scores.astype(np.float32)
+    order = (-real).argsort(kind="stable")
+    return order
+
+
+_SMALL_INTEGERS = tuple(np.dtype(kind) for kind in (np.int8, np.uint8, np.int16, np.uint16))

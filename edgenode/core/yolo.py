@@ -16,13 +16,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgenode.core.decoding import (
+    XYWH_TO_XYXY,
     DecodeParams,
     class_rows,
     empty,
     make_detections,
     normalise_boxes,
     raw_threshold,
-    xywh_to_xyxy,
 )
 from edgenode.core.detections import Detections
 from edgenode.core.masks import instance_masks
@@ -37,7 +37,7 @@ from edgenode.core.model_layout import (
     Layout,
     dfl_strides,
 )
-from edgenode.core.nms import nms, top_candidates
+from edgenode.core.nms import nms, nms_signed, top_candidates
 
 
 class YoloDecoder:
@@ -80,32 +80,50 @@ class YoloDecoder:
             return empty(segmenting)
         scores_view = self._scores.view(outputs)
         block = scores_view[self._rows]
+        boxes_view = scores_view if self._boxes is self._scores else self._boxes.view(outputs)
+        local: NDArray[np.intp] | None = None
+        scores: NDArray[np.float32] | None = None
         if self._objectness_row is not None:
             found = self._objectness_candidates(outputs, block)
             if found is None:
                 return empty(segmenting)
             candidates, raw_scores, scores, local = found
         else:
-            best = block[0] if block.shape[0] == 1 else block.max(axis=0)
-            candidates = np.flatnonzero(best >= self._threshold)
+            rows = block.shape[0]
+            best = block[0] if rows == 1 else np.maximum(block[0], block[1]) if rows == 2 else block.max(axis=0)
+            candidates = (best >= self._threshold).nonzero()[0]
             if not candidates.size:
                 return empty(segmenting)
-            candidates = top_candidates(candidates, best[candidates], params.candidate_cap)
-            raw_scores = best[candidates]
-            local = (np.zeros(candidates.size, np.intp) if block.shape[0] == 1
-                     else block[:, candidates].argmax(axis=0))
-            scores = self._scores.dequantize(raw_scores)
-        classes = local if self._class_ids is None else self._class_ids[local]
-        boxes = self._decode_boxes(outputs, candidates)
-        keep = nms(boxes, raw_scores, params.iou, params.max_boxes, classes if params.class_aware else None)
-        boxes = normalise_boxes(boxes[keep], self.layout)
+            raw_scores = best.take(candidates)
+            if candidates.size > params.candidate_cap:
+                candidates = top_candidates(candidates, raw_scores, params.candidate_cap)
+                raw_scores = best.take(candidates)
+            if params.class_aware:
+                local = _best_class(block, candidates)
+        nms_classes = None
+        if params.class_aware and local is not None:
+            nms_classes = local if self._class_ids is None else self._class_ids[local]
+        if self._dfl is None:
+            # Corner rows, then signed rows x1, y1, -x2, -y2 for the NMS, in one product.
+            corners = _XYWH_TO_CORNERS_AND_SIGNED.dot(self._boxes.dequantize(boxes_view[:4].take(candidates, axis=1)))
+            keep = nms_signed(corners[4:], raw_scores, params.iou, params.max_boxes, nms_classes)
+            boxes = corners[:4].take(keep, axis=1).T
+        else:
+            boxes = _dfl_boxes(self._boxes.dequantize(boxes_view[:, candidates]), self._dfl, candidates)
+            keep = nms(boxes, raw_scores, params.iou, params.max_boxes, nms_classes)
+            boxes = boxes[keep]
+        boxes = normalise_boxes(boxes, self.layout)
+        # Classes and real scores are only needed for the kept boxes (unless already known).
+        kept_local = _best_class(block, candidates.take(keep)) if local is None else local.take(keep)
+        kept_classes = kept_local if self._class_ids is None else self._class_ids.take(kept_local)
+        kept_scores = self._scores.dequantize(raw_scores.take(keep)) if scores is None else scores.take(keep)
         masks = None
         if self._protos is not None and self._coefficients is not None:
             coefficients = self._coefficients.view(outputs)[self._coefficient_rows][:, candidates[keep]]
             real = self._coefficients.dequantize(coefficients).T
             masks = instance_masks(boxes, real, self._protos.view(outputs), self._protos.scale,
                                    self._protos.zero_point)
-        return make_detections(boxes, scores[keep], classes[keep], masks)
+        return make_detections(boxes, kept_scores, kept_classes, masks)
 
     def _objectness_candidates(self, outputs: Sequence[np.ndarray], block: np.ndarray
                                ) -> tuple[NDArray[np.intp], np.ndarray, NDArray[np.float32], NDArray[np.intp]] | None:
@@ -126,11 +144,18 @@ class YoloDecoder:
         candidates, real, best = candidates[chosen], real[:, chosen], best[chosen]
         return candidates, best, best, real.argmax(axis=0)
 
-    def _decode_boxes(self, outputs: Sequence[np.ndarray], candidates: NDArray[np.intp]) -> NDArray[np.float32]:
-        view = self._boxes.view(outputs)
-        if self._dfl is None:
-            return xywh_to_xyxy(self._boxes.dequantize(view[:4, candidates]))
-        return _dfl_boxes(self._boxes.dequantize(view[:, candidates]), self._dfl, candidates)
+
+
+# (4, K) x, y, w, h -> rows x1, y1, x2, y2, then x1, y1, -x2, -y2 (each one rounding, as xywh_to_xyxy).
+_XYWH_TO_CORNERS_AND_SIGNED = np.vstack((XYWH_TO_XYXY, XYWH_TO_XYXY * np.array([[1], [1], [-1], [-1]], np.float32)))
+
+
+def _best_class(block: np.ndarray, candidates: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Row of the best class score of each candidate column of ``block`` (the first on ties)."""
+    if block.shape[0] == 1:
+        return np.zeros(candidates.size, np.intp)
+    best: NDArray[np.intp] = block.take(candidates, axis=1).argmax(axis=0)
+    return best
 
 
 def _dfl_grid(layout: Layout, reg_max: int, boxes: int) -> tuple[NDArray[np.float32], ...]:
