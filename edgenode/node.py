@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from edgenode.adapters.camera_frames import CameraFrames
 from edgenode.adapters.systemd import SystemdNotifier
+from edgenode.adapters.tflite import TFLiteRuntime, available_cores
 from edgenode.adapters.zenoh_bus import Received, ZenohBus, ZenohConfigError
 from edgenode.config import NodeConfig
 from edgenode.core.bytetrack import ByteTracker, track_thresholds
@@ -160,6 +161,13 @@ class Node:
 
         return Stages(frames.next, prepare, invoke, post, spec.shape, spec.dtype)
 
+    def _overlap(self, runtime: TFLiteRuntime) -> bool:
+        """``--schedule``; auto overlaps the stages unless the model runs on the CPU with every core."""
+        schedule = self.config.model.schedule
+        if schedule != "auto":
+            return schedule == "overlap"
+        return runtime.delegate is not None or runtime.threads < available_cores()
+
     async def _report(self) -> None:
         """Every ``--stats-interval`` seconds: throughput, stage times, counters; systemd STATUS."""
         interval = self.config.log.stats_interval
@@ -262,11 +270,13 @@ class Node:
             tracker = ByteTracker.from_settings(config.track, config.decode) if config.track.enabled else None
             self.post = PostStage(model, publishers, tracker=tracker, threshold=config.decode.threshold,
                                   stream_size=size, status=config.model.path.name, profile=config.log.profile)
-            self.pipeline = Pipeline(self._stages(model, frames, preprocessor, self.post))
+            overlap = self._overlap(model.runtime)
+            self.pipeline = Pipeline(self._stages(model, frames, preprocessor, self.post), overlap=overlap)
             description = model.description
             self._log.info(f"running {description.name}", model_types=description.model_types,
                            labels=len(description.labels), preprocess=preprocessor.name,
-                           delegate=model.runtime.delegate or "cpu", tracking=tracker is not None)
+                           delegate=model.runtime.delegate or "cpu", tracking=tracker is not None,
+                           schedule="overlap" if overlap else "serial")
             self.notifier.ready(f"running {description.name}")
             tasks.append(asyncio.create_task(self._report()))
             return await self._run_pipeline(self.pipeline)
