@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from edgenode.adapters.camera_frames import CameraFrames
+from edgenode.adapters.dmabuf import FrameImportError
 from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.adapters.tflite import TFLiteRuntime, available_cores
 from edgenode.adapters.zenoh_bus import Received, ZenohBus, ZenohConfigError
@@ -31,7 +32,7 @@ from edgenode.frame_post import PostStage
 from edgenode.logs import get_logger
 from edgenode.messages import CameraInfo, CdrError, decode
 from edgenode.model_loading import LoadedModel, load_model
-from edgenode.pipeline import FatalPipelineError, InvokeResult, Pipeline, Stages
+from edgenode.pipeline import FatalPipelineError, FrameSkipped, InvokeResult, Pipeline, Stages
 from edgenode.preprocessing import build_preprocessor
 from edgenode.publishing import Publishers, StreamSize
 
@@ -131,7 +132,7 @@ class Node:
         """While the model loads: placeholders for each camera frame whose buffer imports."""
         loading = ModelInfoTemplate.loading()
         path = str(self.config.model.path)
-        while not self.stop.is_set():
+        while self._loading and not self.stop.is_set():  # the flag, in case a cancellation is lost
             ref = await frames.next(0.1)
             if ref is None:
                 continue
@@ -148,7 +149,10 @@ class Node:
         spec = runtime.inputs[0]
 
         def prepare(ref: FrameRef, staging: Any) -> InputGeometry:
-            return frames.convert(ref, preprocessor, staging)
+            try:
+                return frames.convert(ref, preprocessor, staging)
+            except FrameImportError as exc:  # counted by reason and logged by CameraFrames
+                raise FrameSkipped(str(exc)) from None
 
         def invoke(staging: Any) -> InvokeResult:
             started = time.perf_counter_ns()
@@ -231,10 +235,20 @@ class Node:
         self._install_signals(loop)
         config = self.config
         self.notifier.status("starting")
+
+        def no_router(reason: str) -> None:
+            self._log.warning(reason)
+            self.notifier.status("waiting for the zenoh router")
+
         try:
-            bus = ZenohBus.open(config.zenoh)
+            opened = await asyncio.to_thread(ZenohBus.open_when_reachable, config.zenoh, self.stop.is_set, no_router)
         except ZenohConfigError as exc:
             raise StartupError(str(exc)) from None
+        if opened is None:
+            self._log.info("stopped while waiting for the zenoh router")
+            self.notifier.stopping()
+            return 0
+        bus = opened
         tasks: list[asyncio.Task[Any]] = []
         preprocessor: Preprocessor | None = None
         try:
@@ -253,6 +267,7 @@ class Node:
             stopped = asyncio.create_task(self.stop.wait())
             waiting: set[asyncio.Future[Any]] = {loading, stopped}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            self._loading = False
             stopped.cancel()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)

@@ -41,6 +41,10 @@ class FatalPipelineError(RuntimeError):
     """The pipeline cannot go on (e.g. the model keeps failing); the node exits non-zero."""
 
 
+class FrameSkipped(Exception):
+    """Raised by ``prepare`` for a frame it refused and has already counted and logged (e.g. a stale pid)."""
+
+
 @dataclass
 class Prepared(Generic[FrameT, GeometryT]):
     """A frame converted into a staging input buffer."""
@@ -157,6 +161,8 @@ class Pipeline(Generic[FrameT, GeometryT]):
             received_ns = time.monotonic_ns()
             try:
                 geometry = await self._run_in("prepare", self.stages.prepare, frame, staging)
+            except FrameSkipped:
+                continue
             except Exception as exc:
                 self.counters.prepare_failed += 1
                 log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from edgenode.pipeline import FatalPipelineError, Inferred, InvokeResult, Pipeline, Stages
+from edgenode.pipeline import FatalPipelineError, FrameSkipped, Inferred, InvokeResult, Pipeline, Stages
 
 
 def feed(frames: list[int]) -> Callable[[float], object]:
@@ -215,3 +215,17 @@ def test_serial_schedule_stops_on_a_failing_model() -> None:
         asyncio.run(run_until(pipeline, lambda: False))
     pipeline.close()
     assert pipeline.counters.invoke_failed == 3
+
+
+def test_frames_the_prepare_stage_already_counted_are_not_failures() -> None:
+    def prepare(frame: int, staging: np.ndarray) -> int:
+        if frame == 2:
+            raise FrameSkipped("camera process 42 is gone")
+        staging[...] = frame
+        return frame * 10
+
+    posted: list[int] = []
+    pipeline = Pipeline(stages([1, 2, 3], prepare, posted=posted), poll_seconds=0.01)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 2))
+    pipeline.close()
+    assert posted == [1, 3] and pipeline.counters.prepare_failed == 0
