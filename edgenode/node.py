@@ -128,6 +128,15 @@ class Node:
             decode = replace(decode, threshold=track_thresholds(self.config.track, decode).decoder)
         return load_model(self.config.model, decode)
 
+    @staticmethod
+    def _importable(frames: CameraFrames, ref: FrameRef) -> bool:
+        """Import and release ``ref`` in one blocking call: a heartbeat cancelled meanwhile leaks no fd."""
+        imported = frames.open(ref)
+        if imported is None:
+            return False
+        imported.close()
+        return True
+
     async def _heartbeat(self, frames: CameraFrames, publishers: Publishers, size: StreamResolution) -> None:
         """While the model loads: placeholders for each camera frame whose buffer imports."""
         loading = ModelInfoTemplate.loading()
@@ -136,10 +145,8 @@ class Node:
             ref = await frames.next(0.1)
             if ref is None:
                 continue
-            imported = await asyncio.to_thread(frames.open, ref)
-            if imported is None:
+            if not await asyncio.to_thread(self._importable, frames, ref):
                 continue
-            imported.close()
             publishers.heartbeat(ref.header, loading, path, size(ref))
 
     # -- running -----------------------------------------------------------------------------

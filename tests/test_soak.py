@@ -33,7 +33,7 @@ from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
 from edgefirst.schemas import foxglove_msgs as fm  # noqa: E402
 
 FRAMES = int(os.environ.get("EDGENODE_SOAK_FRAMES", "2000"))
-WARMUP_FRAMES = max(300, FRAMES // 10)
+WARMUP_FRAMES = min(max(300, FRAMES // 10), FRAMES // 3)
 RSS_BOUND_MIB_PER_10K = 4.0  # least-squares growth after warm-up, per 10,000 frames
 SHORT_RUN_RSS_BOUND_MIB = 6.0  # runs too short for a slope: total growth after warm-up
 pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(180 + FRAMES // 15)]
