@@ -254,6 +254,7 @@ class Node:
         if opened is None:
             self._log.info("stopped while waiting for the zenoh router")
             self.notifier.stopping()
+            self.notifier.close()
             return 0
         bus = opened
         tasks: list[asyncio.Task[Any]] = []

@@ -155,7 +155,9 @@ def test_soak_fds_and_memory_stay_flat_and_every_message_decodes(tmp_path: Path)
                "open_fds": len(persistent[0]), "rss_start_mib": round(points[0][1] / 1024, 1),
                "rss_end_mib": round(points[-1][1] / 1024, 1), "rss_growth_per_10k_frames_mib":
                round(growth_per_10k_mib, 2), "messages": listener.counts, "stats_lines": len(stats),
-               "camera_frames_received": stats[-1]["received"], "dropped": stats[-1]["dropped"]}
+               "camera_frames_received": stats[-1]["received"], "dropped": stats[-1]["dropped"],
+               "skipped": stats[-1]["skipped"], "max_frame_fds_in_flight": max(in_flight),
+               "sigterm_to_exit_s": round(stop_seconds, 2)}
     print("soak:", json.dumps(summary))
     if frames_measured >= 10_000:
         assert growth_per_10k_mib < RSS_BOUND_MIB_PER_10K, summary
