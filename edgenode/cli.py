@@ -25,6 +25,7 @@ from edgenode.config import (
     NMS_MODES,
     PREPROCESS_BACKENDS,
     RESIZE_MODES,
+    SCHEDULES,
     ZENOH_MODES,
     ConfigError,
     DecodeSettings,
@@ -138,6 +139,10 @@ OPTIONS: tuple[Option, ...] = (
               "overrides --engine"),
     _opt("--threads", env="NUM_THREADS", default=0, convert=as_int, group=G_MODEL, metavar="N",
          help="CPU threads for the TFLite interpreter; 0 = all cores"),
+    _opt("--schedule", env="SCHEDULE", default="auto", group=G_MODEL, choices=SCHEDULES,
+         help="overlap: prepare the next frame and publish the last one while the model runs (an NPU, or "
+              "free cores); serial: only between invokes, so they never slow a model using every core and "
+              "frames are fresher; auto: serial when the model runs on the CPU with every core, else overlap"),
     _opt("--cache-dir", env="CACHE_DIR", default=None, group=G_MODEL, metavar="DIR",
          help="where the NPU keeps compiled graphs between starts (default $CACHE_DIRECTORY from systemd, "
               "else ~/.cache/edgenode)"),
@@ -341,6 +346,7 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
             cache_dir=Path(v["cache_dir"]) if v["cache_dir"] else cache_dir,
             decoder=v["decoder_model"],
             ssd=v["ssd_model"],
+            schedule=v["schedule"],
         ),
         topics=Topics(
             camera=v["camera_topic"],

@@ -16,6 +16,7 @@ ENGINES = ("npu", "cpu")
 DECODERS = ("yolov5", "yolov8", "yolo11", "yolo26", "modelpack")
 NMS_MODES = ("agnostic", "aware")
 RESIZE_MODES = ("stretch", "letterbox")
+SCHEDULES = ("auto", "overlap", "serial")
 PREPROCESS_BACKENDS = ("auto", "g2d", "cpu")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "console", "json")
@@ -97,8 +98,10 @@ class ModelSettings:
     cache_dir: Path | None = None
     decoder: str = ""
     ssd: bool = False
+    schedule: str = "auto"
 
     def __post_init__(self) -> None:
+        _one_of("--schedule", self.schedule, SCHEDULES)
         if self.edgefirst_config is not None and self.edgefirst_config.suffix.lower() not in (
             ".yaml", ".yml", ".json"
         ):

@@ -17,7 +17,9 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from edgenode.adapters.camera_frames import CameraFrames
+from edgenode.adapters.dmabuf import FrameImportError
 from edgenode.adapters.systemd import SystemdNotifier
+from edgenode.adapters.tflite import TFLiteRuntime, available_cores
 from edgenode.adapters.zenoh_bus import Received, ZenohBus, ZenohConfigError
 from edgenode.config import NodeConfig
 from edgenode.core.bytetrack import ByteTracker, track_thresholds
@@ -30,7 +32,7 @@ from edgenode.frame_post import PostStage
 from edgenode.logs import get_logger
 from edgenode.messages import CameraInfo, CdrError, decode
 from edgenode.model_loading import LoadedModel, load_model
-from edgenode.pipeline import FatalPipelineError, InvokeResult, Pipeline, Stages
+from edgenode.pipeline import FatalPipelineError, FrameSkipped, InvokeResult, Pipeline, Stages
 from edgenode.preprocessing import build_preprocessor
 from edgenode.publishing import Publishers, StreamSize
 
@@ -126,18 +128,25 @@ class Node:
             decode = replace(decode, threshold=track_thresholds(self.config.track, decode).decoder)
         return load_model(self.config.model, decode)
 
+    @staticmethod
+    def _importable(frames: CameraFrames, ref: FrameRef) -> bool:
+        """Import and release ``ref`` in one blocking call: a heartbeat cancelled meanwhile leaks no fd."""
+        imported = frames.open(ref)
+        if imported is None:
+            return False
+        imported.close()
+        return True
+
     async def _heartbeat(self, frames: CameraFrames, publishers: Publishers, size: StreamResolution) -> None:
         """While the model loads: placeholders for each camera frame whose buffer imports."""
         loading = ModelInfoTemplate.loading()
         path = str(self.config.model.path)
-        while not self.stop.is_set():
+        while self._loading and not self.stop.is_set():  # the flag, in case a cancellation is lost
             ref = await frames.next(0.1)
             if ref is None:
                 continue
-            imported = await asyncio.to_thread(frames.open, ref)
-            if imported is None:
+            if not await asyncio.to_thread(self._importable, frames, ref):
                 continue
-            imported.close()
             publishers.heartbeat(ref.header, loading, path, size(ref))
 
     # -- running -----------------------------------------------------------------------------
@@ -147,7 +156,10 @@ class Node:
         spec = runtime.inputs[0]
 
         def prepare(ref: FrameRef, staging: Any) -> InputGeometry:
-            return frames.convert(ref, preprocessor, staging)
+            try:
+                return frames.convert(ref, preprocessor, staging)
+            except FrameImportError as exc:  # counted by reason and logged by CameraFrames
+                raise FrameSkipped(str(exc)) from None
 
         def invoke(staging: Any) -> InvokeResult:
             started = time.perf_counter_ns()
@@ -159,6 +171,13 @@ class Node:
             return InvokeResult(outputs, copied - started, invoked - copied, time.perf_counter_ns() - invoked)
 
         return Stages(frames.next, prepare, invoke, post, spec.shape, spec.dtype)
+
+    def _overlap(self, runtime: TFLiteRuntime) -> bool:
+        """``--schedule``; auto overlaps the stages unless the model runs on the CPU with every core."""
+        schedule = self.config.model.schedule
+        if schedule != "auto":
+            return schedule == "overlap"
+        return runtime.delegate is not None or runtime.threads < available_cores()
 
     async def _report(self) -> None:
         """Every ``--stats-interval`` seconds: throughput, stage times, counters; systemd STATUS."""
@@ -223,10 +242,21 @@ class Node:
         self._install_signals(loop)
         config = self.config
         self.notifier.status("starting")
+
+        def no_router(reason: str) -> None:
+            self._log.warning(reason)
+            self.notifier.status("waiting for the zenoh router")
+
         try:
-            bus = ZenohBus.open(config.zenoh)
+            opened = await asyncio.to_thread(ZenohBus.open_when_reachable, config.zenoh, self.stop.is_set, no_router)
         except ZenohConfigError as exc:
             raise StartupError(str(exc)) from None
+        if opened is None:
+            self._log.info("stopped while waiting for the zenoh router")
+            self.notifier.stopping()
+            self.notifier.close()
+            return 0
+        bus = opened
         tasks: list[asyncio.Task[Any]] = []
         preprocessor: Preprocessor | None = None
         try:
@@ -245,6 +275,7 @@ class Node:
             stopped = asyncio.create_task(self.stop.wait())
             waiting: set[asyncio.Future[Any]] = {loading, stopped}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            self._loading = False
             stopped.cancel()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
@@ -262,11 +293,13 @@ class Node:
             tracker = ByteTracker.from_settings(config.track, config.decode) if config.track.enabled else None
             self.post = PostStage(model, publishers, tracker=tracker, threshold=config.decode.threshold,
                                   stream_size=size, status=config.model.path.name, profile=config.log.profile)
-            self.pipeline = Pipeline(self._stages(model, frames, preprocessor, self.post))
+            overlap = self._overlap(model.runtime)
+            self.pipeline = Pipeline(self._stages(model, frames, preprocessor, self.post), overlap=overlap)
             description = model.description
             self._log.info(f"running {description.name}", model_types=description.model_types,
                            labels=len(description.labels), preprocess=preprocessor.name,
-                           delegate=model.runtime.delegate or "cpu", tracking=tracker is not None)
+                           delegate=model.runtime.delegate or "cpu", tracking=tracker is not None,
+                           schedule="overlap" if overlap else "serial")
             self.notifier.ready(f"running {description.name}")
             tasks.append(asyncio.create_task(self._report()))
             return await self._run_pipeline(self.pipeline)

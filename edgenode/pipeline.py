@@ -1,10 +1,19 @@
 """The per-frame pipeline: prepare, invoke and post stages that overlap.
 
-Each stage runs on its own single-thread executor, linked by one-slot queues, so while the
-model runs frame N the CPU prepares frame N+1 and decodes, tracks and publishes frame N-1;
-throughput approaches the model's own invoke rate. The prepare stage takes the newest camera
-frame only when it is free to work on it, so frames that arrive meanwhile are dropped by the
-frame source, never queued. Nothing blocking runs on the event loop.
+Each stage runs on its own single-thread executor, linked by one-slot queues. Two schedules:
+
+- **overlap**: while the model runs frame N the CPU prepares frame N+1 and decodes, tracks and
+  publishes frame N-1; throughput approaches the model's own invoke rate when the model runs
+  elsewhere (an NPU) or leaves cores free.
+- **serial**: one stage at a time: invoke N, post N, prepare N+1 (taking the newest frame only
+  then), invoke N+1. When the model runs on the CPU with every core, work beside an invoke only
+  slows it (its threads wait for the one that lost its core, and Python threads contend for the
+  GIL), and a frame prepared during an invoke waits a whole invoke before it runs: serial is as
+  fast and its frames are fresher (about one invoke less camera-to-publish latency).
+
+The prepare stage takes the newest camera frame only when it is free to work on it, so frames
+that arrive meanwhile are dropped by the frame source, never queued. Nothing blocking runs on
+the event loop.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ STAGING_BUFFERS = 3  # one being written, one queued, one being copied into the 
 
 class FatalPipelineError(RuntimeError):
     """The pipeline cannot go on (e.g. the model keeps failing); the node exits non-zero."""
+
+
+class FrameSkipped(Exception):
+    """Raised by ``prepare`` for a frame it refused and has already counted and logged (e.g. a stale pid)."""
 
 
 @dataclass
@@ -100,11 +113,15 @@ class Pipeline(Generic[FrameT, GeometryT]):
     """Runs the three stages until ``stop`` is set, then drains the frames in flight."""
 
     def __init__(self, stages: Stages[FrameT, GeometryT], *, max_invoke_failures: int = 10,
-                 poll_seconds: float = 0.1) -> None:
+                 poll_seconds: float = 0.1, overlap: bool = True) -> None:
         self.stages = stages
         self.counters = PipelineCounters()
         self.max_invoke_failures = max_invoke_failures
         self.poll_seconds = poll_seconds
+        self.overlap = overlap
+        # Serial schedule: set while no invoke is pending or running / while post has nothing to do.
+        self._invoke_idle: asyncio.Event | None = None
+        self._post_idle: asyncio.Event | None = None
         self._staging = [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)]
         self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"edgenode-{name}")
                            for name in ("prepare", "invoke", "post")}
@@ -116,9 +133,24 @@ class Pipeline(Generic[FrameT, GeometryT]):
     async def _run_in(self, stage: str, function: Callable[..., Any], *args: object) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executors[stage], function, *args)
 
+    @staticmethod
+    async def _until(event: asyncio.Event, stop: asyncio.Event) -> bool:
+        """Wait for ``event``; False when ``stop`` is set first (a cancellation always propagates)."""
+        if not event.is_set() and not stop.is_set():
+            waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        return not stop.is_set()
+
     async def _prepare_loop(self, stop: asyncio.Event, out: asyncio.Queue[object]) -> None:
         slot = 0
         while not stop.is_set():
+            if self._invoke_idle is not None and self._post_idle is not None and not (
+                    await self._until(self._invoke_idle, stop) and await self._until(self._post_idle, stop)):
+                break  # serial: the newest frame is taken once invoke and post are done, so it is fresh
             self.waiting_for_frames = True
             frame = await self.stages.next_frame(self.poll_seconds)
             self._touch()
@@ -129,12 +161,16 @@ class Pipeline(Generic[FrameT, GeometryT]):
             received_ns = time.monotonic_ns()
             try:
                 geometry = await self._run_in("prepare", self.stages.prepare, frame, staging)
+            except FrameSkipped:
+                continue
             except Exception as exc:
                 self.counters.prepare_failed += 1
                 log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
                 continue
             slot = (slot + 1) % STAGING_BUFFERS
             self.counters.prepared += 1
+            if self._invoke_idle is not None:
+                self._invoke_idle.clear()  # set again once the invoke loop is done with this frame
             await out.put(Prepared(frame, staging, geometry, received_ns, time.monotonic_ns() - received_ns))
         await out.put(_END)  # only on a normal stop: when cancelled, nobody downstream is waiting
 
@@ -142,9 +178,13 @@ class Pipeline(Generic[FrameT, GeometryT]):
         failures = 0
         while (item := await inbox.get()) is not _END:
             assert isinstance(item, Prepared)
+            if self._post_idle is not None:
+                await self._post_idle.wait()  # serial: the previous frame's post has finished
             try:
                 result = await self._run_in("invoke", self.stages.invoke, item.input)
             except Exception as exc:
+                if self._invoke_idle is not None:
+                    self._invoke_idle.set()
                 failures += 1
                 self.counters.invoke_failed += 1
                 log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
@@ -155,6 +195,9 @@ class Pipeline(Generic[FrameT, GeometryT]):
             failures = 0
             self.counters.inferred += 1
             self._touch()
+            if self._post_idle is not None and self._invoke_idle is not None:
+                self._post_idle.clear()  # before the prepare loop can see the invoke idle
+                self._invoke_idle.set()
             await out.put(Inferred(item, result))
         await out.put(_END)
 
@@ -166,14 +209,21 @@ class Pipeline(Generic[FrameT, GeometryT]):
             except Exception as exc:
                 self.counters.post_failed += 1
                 log.error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
-                continue
-            self.counters.posted += 1
-            self._touch()
+            else:
+                self.counters.posted += 1
+                self._touch()
+            finally:
+                if self._post_idle is not None:
+                    self._post_idle.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process frames until ``stop`` is set; frames already prepared are finished, then it returns."""
         prepared: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
         inferred: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+        if not self.overlap:
+            self._invoke_idle, self._post_idle = asyncio.Event(), asyncio.Event()
+            self._invoke_idle.set()
+            self._post_idle.set()
         tasks = [
             asyncio.create_task(self._prepare_loop(stop, prepared), name="prepare"),
             asyncio.create_task(self._invoke_loop(prepared, inferred), name="invoke"),

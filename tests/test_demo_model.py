@@ -74,3 +74,17 @@ def test_segmentation_twin_labels_each_rectangle(tmp_path: Path) -> None:
     for index, (_, (x1, y1, x2, y2)) in enumerate(OBJECTS.values(), start=1):
         assert (winners[y1 // 2 + 2:y2 // 2 - 2, x1 // 2 + 2:x2 // 2 - 2] == index).all()
     assert winners[0, SIZE // 2 - 1] == 0
+
+
+def test_an_unwritable_cache_directory_falls_back_to_a_scratch_folder(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from edgenode.demo.cli import DEMO_MODEL_FILE, demo_model
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    path = demo_model(blocker, scratch)
+    assert path == scratch / DEMO_MODEL_FILE and path.stat().st_size > 1000
+    assert f"cannot write the model to {blocker}" in capsys.readouterr().err
+    assert demo_model(tmp_path / "fresh") == tmp_path / "fresh" / DEMO_MODEL_FILE  # a usable one is used

@@ -30,10 +30,11 @@ from frame_producer import pattern  # noqa: E402
 class Producer:
     """A child process holding memfd frames (the camera's side)."""
 
-    def __init__(self, fourcc: str = "YUYV", width: int = 64, height: int = 48, count: int = 1) -> None:
+    def __init__(self, fourcc: str = "YUYV", width: int = 64, height: int = 48, count: int = 1,
+                 sealed: bool = True) -> None:
         self.process = subprocess.Popen([sys.executable, str(HERE / "frame_producer.py"), fourcc, str(width),
-                                         str(height), str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, cwd=REPO)
+                                         str(height), str(count), "sealed" if sealed else "unsealed"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
         assert self.process.stdout is not None
         self.frames = [tuple(int(v) for v in self.process.stdout.readline().split()) for _ in range(count)]
         self.width, self.height = width, height
@@ -43,6 +44,13 @@ class Producer:
         layout = describe_frame(YUYV, changes.get("width", self.width), changes.get("height", self.height),
                                 0, changes.get("length", size))
         return FrameRef(changes.get("pid", pid), changes.get("fd", fd), layout, Header())
+
+    def truncate(self) -> None:
+        """Shrink every frame to zero bytes (only an unsealed producer can)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("truncate\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "truncated"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -195,3 +203,37 @@ def test_sync_failure_closes_the_frame(producer: Producer, monkeypatch: pytest.M
         DmaBufImporter().open(producer.ref())
     assert caught.value.reason == "sync"
     assert open_fds() == before
+
+
+def test_a_file_its_owner_can_truncate_is_copied_never_mapped() -> None:
+    """An unsealed memfd could shrink under a mapping, and reading it would kill the node with SIGBUS."""
+    camera = Producer(sealed=False)
+    try:
+        importer = DmaBufImporter()
+        expected = encode_rgb(pattern(64, 48), YUYV).reshape(-1)
+        with importer.open(camera.ref()) as frame:
+            assert frame.copied and importer.copies == 1
+            camera.truncate()  # the producer shrinks it while the node holds the frame
+            np.testing.assert_array_equal(frame.data, expected)  # a mapping would raise SIGBUS here
+        with pytest.raises(FrameImportError, match="holds 0") as caught:
+            importer.open(camera.ref())
+        assert caught.value.reason == "size"
+    finally:
+        camera.stop()
+
+
+def test_pipes_sockets_and_devices_are_not_frame_buffers() -> None:
+    importer = DmaBufImporter()
+    read_end, write_end = os.pipe()
+    null = os.open("/dev/null", os.O_RDONLY)
+    before = open_fds()
+    try:
+        layout = describe_frame(YUYV, 64, 48, 0, 64 * 48 * 2)
+        for fd, kind in ((read_end, "a pipe"), (null, "a character device")):
+            with pytest.raises(FrameImportError, match=f"is {kind}, not a frame buffer") as caught:
+                importer.open(FrameRef(os.getpid(), fd, layout, Header()))
+            assert caught.value.reason == "fd_type"
+        assert open_fds() == before
+    finally:
+        for fd in (read_end, write_end, null):
+            os.close(fd)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from edgenode.pipeline import FatalPipelineError, Inferred, InvokeResult, Pipeline, Stages
+from edgenode.pipeline import FatalPipelineError, FrameSkipped, Inferred, InvokeResult, Pipeline, Stages
 
 
 def feed(frames: list[int]) -> Callable[[float], object]:
@@ -123,3 +124,108 @@ def test_one_failed_invoke_is_skipped() -> None:
     asyncio.run(run_until(pipeline, lambda: len(posted) == 3))
     pipeline.close()
     assert posted == [1, 3, 4] and pipeline.counters.invoke_failed == 1
+
+
+def test_serial_schedule_runs_one_stage_at_a_time_and_takes_fresh_frames() -> None:
+    active: set[str] = set()
+    lock = threading.Lock()
+    clashes: list[str] = []
+    taken_while_busy: list[int] = []
+
+    def enter(stage: str) -> None:
+        with lock:
+            if active:  # serial: one stage at a time
+                clashes.append(f"{stage} beside {sorted(active)}")
+            active.add(stage)
+
+    def leave(stage: str) -> None:
+        with lock:
+            active.discard(stage)
+
+    pending = list(range(1, 13))
+
+    async def next_frame(timeout: float) -> int | None:
+        if active:
+            taken_while_busy.append(pending[0] if pending else -1)
+        if pending:
+            return pending.pop(0)
+        await asyncio.sleep(timeout)
+        return None
+
+    def prepare(frame: int, staging: np.ndarray) -> int:
+        enter("prepare")
+        time.sleep(0.002)
+        staging[...] = frame
+        leave("prepare")
+        return frame * 10
+
+    def invoke(staging: np.ndarray) -> InvokeResult:
+        enter("invoke")
+        time.sleep(0.005)
+        leave("invoke")
+        return InvokeResult([staging.copy()], 0, 1, 0)
+
+    posted: list[int] = []
+
+    def post(item: Inferred[int, int]) -> None:
+        enter("post")
+        time.sleep(0.002)
+        posted.append(item.prepared.frame)
+        leave("post")
+
+    pipeline = Pipeline(Stages(next_frame, prepare, invoke, post, (4,), np.dtype("int32")), poll_seconds=0.01,
+                        overlap=False)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 12))
+    pipeline.close()
+    assert posted == list(range(1, 13))
+    assert clashes == [] and taken_while_busy == []
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_both_schedules_skip_bad_frames_and_failed_invokes(overlap: bool) -> None:
+    calls = {"n": 0}
+
+    def prepare(frame: int, staging: np.ndarray) -> int:
+        if frame == 3:
+            raise ValueError("stride mismatch")
+        staging[...] = frame
+        return frame * 10
+
+    def invoke(staging: np.ndarray) -> InvokeResult:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("transient")
+        return InvokeResult([staging.copy()], 0, 1, 0)
+
+    posted: list[int] = []
+    pipeline = Pipeline(stages([1, 2, 3, 4, 5], prepare, invoke, posted), poll_seconds=0.01, overlap=overlap)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 3))
+    pipeline.close()
+    assert posted == [1, 4, 5]
+    assert (pipeline.counters.prepare_failed, pipeline.counters.invoke_failed) == (1, 1)
+
+
+def test_serial_schedule_stops_on_a_failing_model() -> None:
+    def invoke(staging: np.ndarray) -> InvokeResult:
+        raise RuntimeError("NPU timeout")
+
+    pipeline = Pipeline(stages(list(range(1, 50)), invoke=invoke), max_invoke_failures=3, poll_seconds=0.01,
+                        overlap=False)
+    with pytest.raises(FatalPipelineError, match="3 frames in a row"):
+        asyncio.run(run_until(pipeline, lambda: False))
+    pipeline.close()
+    assert pipeline.counters.invoke_failed == 3
+
+
+def test_frames_the_prepare_stage_already_counted_are_not_failures() -> None:
+    def prepare(frame: int, staging: np.ndarray) -> int:
+        if frame == 2:
+            raise FrameSkipped("camera process 42 is gone")
+        staging[...] = frame
+        return frame * 10
+
+    posted: list[int] = []
+    pipeline = Pipeline(stages([1, 2, 3], prepare, posted=posted), poll_seconds=0.01)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 2))
+    pipeline.close()
+    assert posted == [1, 3] and pipeline.counters.prepare_failed == 0

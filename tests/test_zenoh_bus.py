@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import edgenode.messages as m
-from edgenode.adapters.zenoh_bus import LatestSlot, ZenohBus, ZenohConfigError, build_zenoh_config
+from edgenode.adapters.zenoh_bus import LatestSlot, ZenohBus, ZenohConfigError, ZenohUnreachable, build_zenoh_config
 from edgenode.config import ZenohSettings
 
 
@@ -117,5 +117,65 @@ def test_latest_slot_counts_replaced_items() -> None:
         assert await slot.get(timeout=0) == 3
         assert (slot.received, slot.dropped) == (4, 3)
         assert slot.take() is None
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2])
+def test_a_reader_cancelled_as_an_item_arrives_stays_cancelled(turns: int) -> None:
+    """asyncio.wait_for (Python < 3.12) swallowed this cancellation: the node's heartbeat, cancelled once
+    the model had loaded while camera frames poured in, ran on and the node never started (the soak test
+    caught it at 200 fps, about one start in fifteen)."""
+
+    async def scenario() -> None:
+        slot: LatestSlot[int] = LatestSlot()
+        reader = asyncio.create_task(slot.get(timeout=10))
+        await asyncio.sleep(0)
+        slot.put(1)
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        assert reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+
+    asyncio.run(scenario())
+
+
+def test_an_unreachable_router_is_retried_until_stopped() -> None:
+    settings = ZenohSettings(mode="client", connect=(f"tcp/127.0.0.1:{free_port()}",), multicast_scouting=False)
+    with pytest.raises(ZenohUnreachable, match=r"no zenoh router answers at tcp/127\.0\.0\.1"):
+        ZenohBus.open(settings)
+    told: list[str] = []
+    calls = {"n": 0}
+
+    def stopping() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 30
+
+    assert ZenohBus.open_when_reachable(settings, stopping, told.append, first_delay=0.05) is None
+    assert len(told) == 1 and told[0].endswith("retrying until one does")
+
+
+def test_payloads_over_the_limit_are_counted_not_copied() -> None:
+    port = free_port()
+    endpoint = f"tcp/127.0.0.1:{port}"
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = ZenohBus.open(isolated(port, listen=(endpoint,)))
+        talker = ZenohBus.open(isolated(port, connect=(endpoint,)))
+        try:
+            slot = listener.subscribe_latest("rt/test/big", loop, max_bytes=1000)
+            publication = talker.publication("rt/test/big", "x")
+            received = None
+            for _ in range(100):
+                publication.put(bytes(5000))
+                received = await slot.get(timeout=0.05)
+                if received is not None:
+                    break
+            assert received is not None and received.payload == b"" and received.oversize == 5000
+        finally:
+            talker.close()
+            listener.close()
 
     asyncio.run(scenario())

@@ -24,6 +24,7 @@ from edgenode.core.preprocess import Preprocessor
 from edgenode.logs import get_logger
 
 REPEAT_EVERY = 100  # after the first, every REPEAT_EVERY-th skip of a reason is logged again
+MAX_MESSAGE_BYTES = 64 * 1024  # a DmaBuffer or CameraFrame is a few hundred bytes: anything this big is not one
 
 
 class CameraFrames:
@@ -46,8 +47,8 @@ class CameraFrames:
 
     @classmethod
     def subscribe(cls, bus: ZenohBus, topic: str, loop: asyncio.AbstractEventLoop, **options: Any) -> CameraFrames:
-        """Subscribe to ``topic`` on ``bus``."""
-        return cls(bus.subscribe_latest(topic, loop), topic, **options)
+        """Subscribe to ``topic`` on ``bus`` (payloads over MAX_MESSAGE_BYTES are counted and never copied)."""
+        return cls(bus.subscribe_latest(topic, loop, max_bytes=MAX_MESSAGE_BYTES), topic, **options)
 
     @property
     def stats(self) -> IngestStats:
@@ -91,6 +92,10 @@ class CameraFrames:
                     return None
                 continue
             self._note_frame(now)
+            if received.oversize:
+                self._skip("oversize", f"a {received.oversize}-byte message is not a frame reference "
+                                       f"(at most {MAX_MESSAGE_BYTES} bytes)")
+                continue
             try:
                 return decode_frame(received.payload, received.encoding)
             except FrameRejected as exc:

@@ -178,6 +178,9 @@ def _plan(descriptor: DelegateDescriptor, library: Path | None, cache_dir: Path 
     return DelegatePlan(descriptor, library, options, environment)
 
 
+PROBE_BYTES = 64 * 1024
+
+
 def usable_cache_dir(cache_dir: Path | None, name: str) -> Path | None:
     """``cache_dir/name``, created if missing, or ``None`` (logged) when it cannot be written."""
     if cache_dir is None:
@@ -186,8 +189,10 @@ def usable_cache_dir(cache_dir: Path | None, name: str) -> Path | None:
     folder = cache_dir / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-") as probe:
+            probe.write(bytes(PROBE_BYTES))  # a full file system still lets an empty file be made
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as exc:
         _log().warning(f"cache directory {folder} is not writable ({exc.strerror or exc}); "
                     f"delegate {name} runs without its compiled-graph cache (--cache-dir to choose another)")

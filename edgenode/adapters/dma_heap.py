@@ -66,9 +66,11 @@ class SharedBuffer:
             if not allow_memfd:
                 raise HeapAllocationError(
                     f"no dma heap of {', '.join(heaps)} under {heap_dir} could allocate {size} bytes")
-            fd = os.memfd_create(name, os.MFD_CLOEXEC)
+            fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
             try:
                 os.ftruncate(fd, size)
+                # Fixed size, like a dma-buf: importers may map it without fearing SIGBUS.
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
             except OSError:
                 os.close(fd)
                 raise

@@ -5,6 +5,12 @@
 ``DMA_BUF_IOCTL_SYNC`` START (in ``open``) and END (on close); fds that do not support it, such
 as memfds, are tolerated. On exit, or on any error while opening, the mapping, the imported fd and the pidfd
 are all closed. A memfd stands in for a dma-buf wherever the hardware is absent.
+
+The fd comes from whoever published the frame message, so it is checked before use: pipes,
+sockets, devices and directories are refused. A dma-buf cannot change size, nor can a memfd
+sealed against shrinking (``F_SEAL_SHRINK``, as the camera simulator seals its buffers); any
+other file could be truncated by its owner while mapped, and reading past its end would kill
+the node with SIGBUS, so such a frame is read into a private copy instead of being mapped.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import errno
 import fcntl
 import mmap
 import os
+import stat
 import struct
 from types import TracebackType
 
@@ -113,6 +120,25 @@ def buffer_size(fd: int) -> int:
             pass
 
 
+_NOT_BUFFERS = {stat.S_IFIFO: "a pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+                stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
+
+
+def fixed_size(fd: int, mode: int) -> bool:
+    """Whether the buffer behind ``fd`` cannot shrink while mapped (no SIGBUS): a dma-buf or a shrink-sealed memfd.
+
+    A dma-buf's inode has no file type bits (an anonymous inode); a regular file (memfd, tmpfs or
+    disk file) is fixed only when sealed with ``F_SEAL_SHRINK``.
+    """
+    if not stat.S_ISREG(mode):
+        return True
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    except OSError:
+        return False  # a file system without seals: its owner may truncate it
+    return bool(seals & fcntl.F_SEAL_SHRINK)
+
+
 def physical_address(fd: int) -> int | None:
     """The dma-buf's physical address via NXP's ``DMA_BUF_IOCTL_PHYS``, or None where unsupported."""
     out = bytearray(ctypes.sizeof(ctypes.c_ulong))
@@ -127,13 +153,15 @@ def physical_address(fd: int) -> int | None:
 class ImportedFrame:
     """An imported, mapped frame (a :class:`edgenode.core.preprocess.FrameBuffer`); close it, or use ``with``."""
 
-    def __init__(self, fd: int, mapping: mmap.mmap, layout: FrameLayout, importer: DmaBufImporter) -> None:
+    def __init__(self, fd: int, mapping: mmap.mmap | bytearray, layout: FrameLayout,
+                 importer: DmaBufImporter) -> None:
         self.fd = fd
         self.layout = layout
-        self._mapping: mmap.mmap | None = mapping
+        self.copied = not isinstance(mapping, mmap.mmap)  # a private copy of a file its owner could truncate
+        self._mapping: mmap.mmap | bytearray | None = mapping
         self._importer = importer
         self._data: NDArray[np.uint8] | None = np.frombuffer(mapping, np.uint8, count=layout.end)
-        self._physical: int | None = -1
+        self._physical: int | None = None if self.copied else -1
         self._synced = False
 
     @property
@@ -174,7 +202,8 @@ class ImportedFrame:
         self._data = None
         mapping, self._mapping = self._mapping, None
         try:
-            mapping.close()
+            if isinstance(mapping, mmap.mmap):
+                mapping.close()
         except BufferError:  # a caller still holds a view: the mapping goes when that view does
             self._importer.late_unmaps += 1
         os.close(self.fd)
@@ -186,25 +215,51 @@ class DmaBufImporter:
     def __init__(self) -> None:
         self.sync_supported: bool | None = None
         self.late_unmaps = 0
+        self.copies = 0  # frames read into a private copy (files their owner could truncate)
 
     def open(self, ref: FrameRef) -> ImportedFrame:
         """Import and map ``ref``; raises FrameImportError (everything opened so far is closed)."""
         fd = take_fd(ref.pid, ref.fd)
         try:
-            size = buffer_size(fd)
+            mode = os.fstat(fd).st_mode
+            kind = _NOT_BUFFERS.get(stat.S_IFMT(mode))
+            if kind is not None:
+                raise FrameImportError("fd_type", f"fd {ref.fd} of pid {ref.pid} is {kind}, not a frame buffer")
+            try:
+                size = buffer_size(fd)
+            except OSError as exc:
+                raise FrameImportError("fd_type", f"fd {ref.fd} of pid {ref.pid} has no size, not a frame buffer "
+                                                  f"({exc.strerror})") from None
             if size < ref.layout.end:
                 raise FrameImportError("size", f"frame needs {ref.layout.end} bytes but fd {ref.fd} of pid "
                                                f"{ref.pid} holds {size}")
-            try:
-                mapping = mmap.mmap(fd, ref.layout.end, mmap.MAP_SHARED, mmap.PROT_READ)
-            except (OSError, ValueError) as exc:
-                raise FrameImportError("mmap", f"cannot map fd {ref.fd} of pid {ref.pid}: {exc}") from None
+            mapping = self._map(fd, ref) if fixed_size(fd, mode) else self._copy(fd, ref)
         except BaseException:
             os.close(fd)
             raise
         frame = ImportedFrame(fd, mapping, ref.layout, self)
         frame.begin_cpu_access()
         return frame
+
+    @staticmethod
+    def _map(fd: int, ref: FrameRef) -> mmap.mmap:
+        try:
+            return mmap.mmap(fd, ref.layout.end, mmap.MAP_SHARED, mmap.PROT_READ)
+        except (OSError, ValueError) as exc:
+            raise FrameImportError("mmap", f"cannot map fd {ref.fd} of pid {ref.pid}: {exc}") from None
+
+    def _copy(self, fd: int, ref: FrameRef) -> bytearray:
+        """The frame's bytes, read (a truncated file gives a short read, never SIGBUS)."""
+        copy = bytearray(ref.layout.end)
+        try:
+            count = os.preadv(fd, [copy], 0)
+        except OSError as exc:
+            raise FrameImportError("mmap", f"cannot read fd {ref.fd} of pid {ref.pid}: {exc.strerror}") from None
+        if count < ref.layout.end:
+            raise FrameImportError("size", f"frame needs {ref.layout.end} bytes but fd {ref.fd} of pid {ref.pid} "
+                                           f"gave {count} (truncated)")
+        self.copies += 1
+        return copy
 
     def sync(self, fd: int, flags: int) -> bool:
         """``DMA_BUF_IOCTL_SYNC``; False (once learnt, without trying again) where the fd type lacks it."""

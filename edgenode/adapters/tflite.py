@@ -78,10 +78,11 @@ def tensor_spec(detail: Mapping[str, Any]) -> TensorSpec:
 class TFLiteRuntime:
     """A loaded model: its input/output specs, the input to write, ``invoke`` and the outputs."""
 
-    def __init__(self, interpreter: Any, runtime: str, delegate: str | None) -> None:
+    def __init__(self, interpreter: Any, runtime: str, delegate: str | None, threads: int = 0) -> None:
         self._interpreter = interpreter
         self.runtime = runtime
         self.delegate = delegate
+        self.threads = threads  # the interpreter's CPU threads (XNNPACK and CPU ops)
         self.inputs = [tensor_spec(d) for d in interpreter.get_input_details()]
         self.outputs = [tensor_spec(d) for d in interpreter.get_output_details()]
         self._input_views = [interpreter.tensor(spec.index)() for spec in self.inputs]
@@ -146,7 +147,7 @@ def _load(runtime: Runtime, path: Path, plans: Sequence[DelegatePlan], threads: 
     interpreter = _interpreter(runtime, path, threads, [])
     _warm_up(interpreter)
     _log().info(f"model {path.name} on the CPU (XNNPACK, {threads} threads, {runtime.name})")
-    return TFLiteRuntime(interpreter, runtime.name, None)
+    return TFLiteRuntime(interpreter, runtime.name, None, threads)
 
 
 def _interpreter(runtime: Runtime, path: Path, threads: int, delegates: list[Any]) -> Any:
@@ -198,7 +199,7 @@ def _with_delegate(runtime: Runtime, path: Path, plan: DelegatePlan, threads: in
         _log().warning(f"delegate {plan.name} ({plan.library}) cannot run this model: {_one_line(exc)}; {fallback}")
         return None
     _log().info(f"model {path.name} on delegate {plan.name} ({plan.library}, {runtime.name})")
-    return TFLiteRuntime(interpreter, runtime.name, plan.name)
+    return TFLiteRuntime(interpreter, runtime.name, plan.name, threads)
 
 
 def external_delegate_problem(library: Path) -> str:

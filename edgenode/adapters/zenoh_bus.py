@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,16 @@ T = TypeVar("T")
 
 class ZenohConfigError(ValueError):
     """A zenoh config file, flag or override that zenoh rejects."""
+
+
+class ZenohUnreachable(ZenohConfigError):
+    """In client mode, no router answers at the ``--connect`` endpoints (yet)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """zenoh's message on one line, without the Rust source location it appends."""
+    text = " ".join(str(exc).split())
+    return re.sub(r"\s+at /\S+\.rs:\d+\.?$", "", text) or type(exc).__name__
 
 
 def build_zenoh_config(settings: ZenohSettings) -> zenoh.Config:
@@ -59,11 +70,16 @@ def _insert(config: zenoh.Config, key: str, value: str, origin: str) -> None:
 
 @dataclass(frozen=True)
 class Received:
-    """One sample: its payload bytes, zenoh encoding text and local arrival time (monotonic ns)."""
+    """One sample: its payload bytes, zenoh encoding text and local arrival time (monotonic ns).
+
+    ``oversize`` is the size of a payload that was larger than the subscription allows; its
+    bytes were never copied (``payload`` is empty).
+    """
 
     payload: bytes
     encoding: str
     arrived_ns: int
+    oversize: int = 0
 
 
 class LatestSlot(Generic[T]):
@@ -90,11 +106,19 @@ class LatestSlot(Generic[T]):
         return item
 
     async def get(self, timeout: float | None = None) -> T | None:
-        """Wait up to ``timeout`` seconds for an item; None on timeout."""
+        """Wait up to ``timeout`` seconds for an item; None on timeout.
+
+        Not ``asyncio.wait_for``: before Python 3.12 it swallows a cancellation that lands as
+        the item arrives, and a cancelled reader (the heartbeat, once the model is loaded) would
+        carry on as if nothing happened.
+        """
         if self._item is None:
+            waiter = asyncio.ensure_future(self._ready.wait())
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
-            except asyncio.TimeoutError:
+                done, _ = await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
+            if not done:
                 return None
         return self.take()
 
@@ -135,7 +159,38 @@ class ZenohBus:
         try:
             return cls(zenoh.open(config))
         except Exception as exc:
-            raise ZenohConfigError(f"cannot open zenoh session: {exc}") from None
+            message = _one_line(exc)
+            if message.startswith("Unable to connect to any of"):
+                where = ", ".join(settings.connect) or "the configured endpoints"
+                raise ZenohUnreachable(f"no zenoh router answers at {where}") from None
+            raise ZenohConfigError(f"cannot open zenoh session: {message}") from None
+
+    @classmethod
+    def open_when_reachable(cls, settings: ZenohSettings, stopping: Callable[[], bool],
+                            waiting: Callable[[str], None], *, first_delay: float = 0.5,
+                            max_delay: float = 5.0) -> ZenohBus | None:
+        """:meth:`open`, retrying while the router is unreachable (client mode); None once ``stopping()``.
+
+        A zenoh client refuses to open without a router, while a running client reconnects by
+        itself when its router restarts. Retrying here makes start-up order not matter: under
+        systemd, exiting instead would soon hit the unit's start limit and stop for good.
+        ``waiting`` is told once, with the reason; blocking: run it off the event loop.
+        """
+        delay = first_delay
+        told = False
+        while True:
+            try:
+                return cls.open(settings)
+            except ZenohUnreachable as exc:
+                if not told:
+                    waiting(f"{exc}; retrying until one does")
+                    told = True
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if stopping():
+                    return None
+                time.sleep(0.05)
+            delay = min(delay * 2, max_delay)
 
     def publication(self, key: str, schema: str) -> Publication:
         """Declare a publisher on ``key`` carrying ``schema`` in its encoding."""
@@ -145,11 +200,19 @@ class ZenohBus:
         return publication
 
     def subscribe(self, key: str, deliver: Callable[[Received], None],
-                  loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-        """Call ``deliver`` on ``loop`` for each sample on ``key``; returns a function that unsubscribes."""
+                  loop: asyncio.AbstractEventLoop, *, max_bytes: int | None = None) -> Callable[[], None]:
+        """Call ``deliver`` on ``loop`` for each sample on ``key``; returns a function that unsubscribes.
+
+        A payload larger than ``max_bytes`` is not copied: it arrives as an empty ``Received``
+        with ``oversize`` set, so a flood of huge messages cannot make the node hold them.
+        """
 
         def on_sample(sample: zenoh.Sample) -> None:
-            received = Received(sample.payload.to_bytes(), str(sample.encoding), time.monotonic_ns())
+            size = len(sample.payload)
+            if max_bytes is not None and size > max_bytes:
+                received = Received(b"", str(sample.encoding), time.monotonic_ns(), oversize=size)
+            else:
+                received = Received(sample.payload.to_bytes(), str(sample.encoding), time.monotonic_ns())
             try:
                 loop.call_soon_threadsafe(deliver, received)
             except RuntimeError:
@@ -166,10 +229,11 @@ class ZenohBus:
         self._closables.append(close)
         return close
 
-    def subscribe_latest(self, key: str, loop: asyncio.AbstractEventLoop) -> LatestSlot[Received]:
+    def subscribe_latest(self, key: str, loop: asyncio.AbstractEventLoop, *,
+                         max_bytes: int | None = None) -> LatestSlot[Received]:
         """Subscribe to ``key`` keeping only the newest sample."""
         slot: LatestSlot[Received] = LatestSlot()
-        self.subscribe(key, slot.put, loop)
+        self.subscribe(key, slot.put, loop, max_bytes=max_bytes)
         return slot
 
     def close(self) -> None:

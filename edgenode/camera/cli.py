@@ -118,18 +118,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     log: Any = get_logger("edgenode.camera")
     from edgenode.adapters.zenoh_bus import ZenohBus, ZenohConfigError
 
-    try:
-        bus = ZenohBus.open(zenoh)
-    except ZenohConfigError as exc:
-        source.close()
-        log.error(str(exc))
-        return 1
     stop = {"now": False}
 
     def request_stop(signum: int, frame: object) -> None:
         stop["now"] = True
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        bus = ZenohBus.open_when_reachable(zenoh, lambda: stop["now"], log.warning)
+    except ZenohConfigError as exc:
+        bus = None
+        log.error(str(exc))
+    if bus is None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        source.close()
+        return 0 if stop["now"] else 1
     truth: TextIO | None = None
     simulator = None
     try:

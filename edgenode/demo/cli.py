@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,17 +32,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def demo_model(cache_dir: Path) -> Path:
-    """The demo detector in ``cache_dir``, built when missing (needs ai-edge-litert)."""
-    path = cache_dir / DEMO_MODEL_FILE
-    if not path.exists():
-        from edgenode.demo.shapes_model import build_shapes_model
+def demo_model(cache_dir: Path, scratch: Path | None = None) -> Path:
+    """The demo detector in ``cache_dir``, built when missing (needs ai-edge-litert).
 
+    When the cache directory cannot be written (read-only, full, a file in its place), the model
+    is built into ``scratch`` instead (a fresh temporary directory by default), with one line saying so.
+    """
+    path = cache_dir / DEMO_MODEL_FILE
+    if path.exists():
+        return path
+    from edgenode.demo.shapes_model import build_shapes_model
+
+    data = build_shapes_model()
+    partial = path.with_suffix(".partial")
+    try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(build_shapes_model())
+        partial.write_bytes(data)
         partial.replace(path)
-    return path
+        return path
+    except OSError as exc:
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
+        folder = scratch if scratch is not None else Path(tempfile.mkdtemp(prefix="edgenode-demo-"))
+        print(f"edgenode-demo: cannot write the model to {cache_dir} ({exc.strerror or exc}); using {folder}",
+              file=sys.stderr)
+        fallback = folder / DEMO_MODEL_FILE
+        fallback.write_bytes(data)
+        return fallback
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:

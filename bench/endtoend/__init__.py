@@ -1,0 +1,1 @@
+"""Helpers of bench/pipeline.py: the contender processes and the measuring subscriber."""
