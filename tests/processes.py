@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zenoh
 
@@ -30,6 +32,28 @@ def endpoint(port: int) -> str:
     return f"tcp/127.0.0.1:{port}"
 
 
+ROUTER = """
+import signal, sys, zenoh
+config = zenoh.Config()
+config.insert_json5("mode", '"router"')
+config.insert_json5("listen/endpoints", '["{endpoint}"]')
+config.insert_json5("scouting/multicast/enabled", "false")
+session = zenoh.open(config)
+print("router up", flush=True)
+signal.sigwait([signal.SIGTERM, signal.SIGINT])
+session.close()
+"""
+
+
+def start_router(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """A zenoh router in its own process, listening on ``port``; returns once it is up."""
+    script = folder / "router.py"
+    script.write_text(ROUTER.format(endpoint=endpoint(port)))
+    router = subprocess.Popen([PYTHON, str(script)], stdout=subprocess.PIPE)
+    assert router.stdout is not None and router.stdout.readline().startswith(b"router up")
+    return router
+
+
 @dataclass
 class Process:
     """A child process whose stdout and stderr go to ``log``."""
@@ -40,6 +64,17 @@ class Process:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines it printed so far (a line cut short by a running writer is skipped)."""
+        found = []
+        for line in self.text().splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return found
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM and wait; SIGKILL (and fail later on the code) if it does not exit in time."""

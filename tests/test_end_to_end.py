@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from edgenode.demo.shapes_model import build_shapes_model, build_shapes_segmentation_model
-from tests.processes import PYTHON, Listener, camera_args, endpoint, free_port, node_args, processes
+from tests.processes import PYTHON, Listener, camera_args, endpoint, free_port, node_args, processes, start_router
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
@@ -212,27 +212,14 @@ def test_heartbeat_before_the_model_is_ready(tmp_path: Path) -> None:
     assert heartbeat_info.input_shape == [0, 0, 0, 0] and heartbeat_info.stamp.to_nanos() > 0
 
 
-ROUTER = """
-import signal, sys, zenoh
-config = zenoh.Config()
-config.insert_json5("mode", '"router"')
-config.insert_json5("listen/endpoints", '["{endpoint}"]')
-config.insert_json5("scouting/multicast/enabled", "false")
-session = zenoh.open(config)
-print("router up", flush=True)
-signal.sigwait([signal.SIGTERM, signal.SIGINT])
-session.close()
-"""
 
 
 def test_node_as_a_client_through_a_router(models: dict[str, Path], tmp_path: Path) -> None:
     router_port = free_port()
-    (tmp_path / "router.py").write_text(ROUTER.format(endpoint=endpoint(router_port)))
     client = ["--mode", "client", "--connect", endpoint(router_port), "--no-multicast-scouting"]
     with processes(tmp_path) as start:
-        router = subprocess.Popen([PYTHON, str(tmp_path / "router.py")], stdout=subprocess.PIPE)
+        router = start_router(tmp_path, router_port)
         try:
-            assert router.stdout is not None and router.stdout.readline().startswith(b"router up")
             start("camera", "edgenode.camera", "--size", "640x480", "--fps", "10", *client)
             start("node", "edgenode", "--model", str(models["detect"]), "--log-format", "json", "--threads", "1",
                   *client)

@@ -28,7 +28,17 @@ import zenoh
 from edgenode.core.pixels import YUYV
 from edgenode.demo.shapes_model import build_shapes_model
 from edgenode.messages import CameraFrame, DmaBuffer, Header, Tensor, TensorPlane, Time, encode
-from tests.processes import PYTHON, Listener, Process, camera_args, endpoint, free_port, node_args, processes
+from tests.processes import (
+    PYTHON,
+    Listener,
+    Process,
+    camera_args,
+    endpoint,
+    free_port,
+    node_args,
+    processes,
+    start_router,
+)
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
@@ -48,19 +58,8 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def log_lines(process: Process) -> list[dict[str, Any]]:
-    found = []
-    for line in process.text().splitlines():
-        if line.startswith("{"):
-            try:
-                found.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return found
-
-
 def last_stats(process: Process) -> dict[str, Any]:
-    stats = [entry for entry in log_lines(process) if entry.get("event") == "stats"]
+    stats = [entry for entry in process.json_lines() if entry.get("event") == "stats"]
     return stats[-1] if stats else {"skipped": {}, "received": 0, "dropped": 0}
 
 
@@ -165,7 +164,7 @@ def lone_node(model: Path, folder: Path, *extra: str) -> Iterator[tuple[Process,
         node = start("node", "edgenode", "--model", str(model), "--listen", endpoint(node_port),
                      "--no-multicast-scouting", "--log-format", "json", "--threads", "1", "--stats-interval", "0.2",
                      *extra)
-        wait_until(lambda: any(e.get("event", "").startswith("running") for e in log_lines(node)), 60,
+        wait_until(lambda: any(e.get("event", "").startswith("running") for e in node.json_lines()), 60,
                    "the model to load")
         publisher = Publisher(node_port)
         listener = Listener([DETECT], [node_port])
@@ -223,7 +222,7 @@ def test_camera_restart_with_new_pid_and_fds(shapes: Path, tmp_path: Path) -> No
         finally:
             listener.close()
         assert node.stop(timeout=5.0) == 0
-    events = [entry["event"] for entry in log_lines(node)]
+    events = [entry["event"] for entry in node.json_lines()]
     assert any(f"camera process {first.popen.pid} is gone" in event for event in events)
     assert any(event.startswith("no camera frames on rt/camera/dma") for event in events)
     assert any(event.startswith("camera frames resumed") for event in events)
@@ -362,25 +361,6 @@ def test_malformed_and_hostile_cdr_is_skipped_and_counted(shapes: Path, tmp_path
 
 # -- the zenoh router goes away and comes back ---------------------------------------------------
 
-ROUTER = """
-import signal, sys, zenoh
-config = zenoh.Config()
-config.insert_json5("mode", '"router"')
-config.insert_json5("listen/endpoints", '["{endpoint}"]')
-config.insert_json5("scouting/multicast/enabled", "false")
-session = zenoh.open(config)
-print("router up", flush=True)
-signal.sigwait([signal.SIGTERM, signal.SIGINT])
-session.close()
-"""
-
-
-def start_router(folder: Path, port: int) -> subprocess.Popen[bytes]:
-    script = folder / "router.py"
-    script.write_text(ROUTER.format(endpoint=endpoint(port)))
-    router = subprocess.Popen([PYTHON, str(script)], stdout=subprocess.PIPE)
-    assert router.stdout is not None and router.stdout.readline().startswith(b"router up")
-    return router
 
 
 def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
@@ -419,7 +399,7 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
             if router.poll() is None:
                 router.terminate()
                 router.wait(10)
-    events = [entry["event"] for entry in log_lines(node)]
+    events = [entry["event"] for entry in node.json_lines()]
     waiting = [e for e in events if e.startswith(f"no zenoh router answers at {endpoint(router_port)}")]
     assert len(waiting) == 1, events
     assert any(e.startswith("no camera frames on rt/camera/dma") for e in events)
@@ -619,7 +599,7 @@ def test_an_unusable_cache_directory_is_logged_and_the_node_runs_without_it(kind
     finally:
         for _ in places:  # unmount
             pass
-    warnings = [e["event"] for e in log_lines(node) if e["level"] == "warning" and "cache" in e["event"]]
+    warnings = [e["event"] for e in node.json_lines() if e["level"] == "warning" and "cache" in e["event"]]
     assert len(warnings) == 1 and "is not writable" in warnings[0]
     assert "runs without its compiled-graph cache" in warnings[0]
 
@@ -642,5 +622,5 @@ def test_sigterm_mid_frame_exits_0_within_5_seconds(tmp_path: Path) -> None:
         code = node.stop(timeout=5.0)
         took = time.monotonic() - began
     assert code == 0 and took < 5.0, (code, took, node.text()[-2000:])
-    events = [entry["event"] for entry in log_lines(node)]
+    events = [entry["event"] for entry in node.json_lines()]
     assert "SIGTERM: shutting down" in events and "stopped" in events
