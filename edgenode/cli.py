@@ -140,9 +140,9 @@ OPTIONS: tuple[Option, ...] = (
     _opt("--threads", env="NUM_THREADS", default=0, convert=as_int, group=G_MODEL, metavar="N",
          help="CPU threads for the TFLite interpreter; 0 = all cores"),
     _opt("--schedule", env="SCHEDULE", default="auto", group=G_MODEL, choices=SCHEDULES,
-         help="overlap: prepare the next frame and publish the last one while the model runs (an NPU, or "
-              "free cores); serial: only between invokes, so they never slow a model using every core and "
-              "frames are fresher; auto: serial when the model runs on the CPU with every core, else overlap"),
+         help="overlap: prepare the next frame (taken just in time) and publish the last one while the model "
+              "runs (an NPU, or free cores); serial: only between invokes, so they never slow a model using "
+              "every core; auto: serial when the model runs on the CPU with every core, else overlap"),
     _opt("--cache-dir", env="CACHE_DIR", default=None, group=G_MODEL, metavar="DIR",
          help="where the NPU keeps compiled graphs between starts (default $CACHE_DIRECTORY from systemd, "
               "else ~/.cache/edgenode)"),

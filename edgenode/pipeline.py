@@ -4,12 +4,13 @@ Each stage runs on its own single-thread executor, linked by one-slot queues. Tw
 
 - **overlap**: while the model runs frame N the CPU prepares frame N+1 and decodes, tracks and
   publishes frame N-1; throughput approaches the model's own invoke rate when the model runs
-  elsewhere (an NPU) or leaves cores free.
+  elsewhere (an NPU) or leaves cores free. Frame N+1 is taken just in time: once the model has
+  taken frame N, and only when invoke N is due to end within the expected prepare time (plus a
+  margin), so the model never waits for it and it is no older than it needs to be.
 - **serial**: one stage at a time: invoke N, post N, prepare N+1 (taking the newest frame only
   then), invoke N+1. When the model runs on the CPU with every core, work beside an invoke only
   slows it (its threads wait for the one that lost its core, and Python threads contend for the
-  GIL), and a frame prepared during an invoke waits a whole invoke before it runs: serial is as
-  fast and its frames are fresher (about one invoke less camera-to-publish latency).
+  GIL): taking turns is faster there.
 
 The prepare stage takes the newest camera frame only when it is free to work on it, so frames
 that arrive meanwhile are dropped by the frame source, never queued. Nothing blocking runs on
@@ -35,6 +36,21 @@ FrameT = TypeVar("FrameT")
 GeometryT = TypeVar("GeometryT")
 
 STAGING_BUFFERS = 3  # one being written, one queued, one being copied into the model
+SMOOTHING = 0.2  # weight of the newest duration in the running means the overlap schedule times by
+
+
+def prepare_lead_ns(prepare_ns: float, invoke_ns: float) -> float:
+    """How long before an invoke is due to end the overlap schedule takes the next frame.
+
+    The expected prepare time with room for its jitter: a frame ready a little early ages a few
+    milliseconds; one ready late leaves the model idle.
+    """
+    return 1.5 * prepare_ns + 0.1 * invoke_ns + 2e6
+
+
+def update_mean(mean: float | None, value: float) -> float:
+    """A running mean that follows changes in a few frames."""
+    return value if mean is None else mean + SMOOTHING * (value - mean)
 
 
 class FatalPipelineError(RuntimeError):
@@ -122,6 +138,12 @@ class Pipeline(Generic[FrameT, GeometryT]):
         # Serial schedule: set while no invoke is pending or running / while post has nothing to do.
         self._invoke_idle: asyncio.Event | None = None
         self._post_idle: asyncio.Event | None = None
+        # Overlap schedule: set once the invoke loop has taken the last prepared frame / while no invoke runs.
+        self._taken = asyncio.Event()
+        self._model_idle = asyncio.Event()
+        self._invoke_started_ns = 0
+        self.mean_prepare_ns: float | None = None
+        self.mean_invoke_ns: float | None = None
         self._staging = [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)]
         self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"edgenode-{name}")
                            for name in ("prepare", "invoke", "post")}
@@ -134,23 +156,36 @@ class Pipeline(Generic[FrameT, GeometryT]):
         return await asyncio.get_running_loop().run_in_executor(self._executors[stage], function, *args)
 
     @staticmethod
-    async def _until(event: asyncio.Event, stop: asyncio.Event) -> bool:
-        """Wait for ``event``; False when ``stop`` is set first (a cancellation always propagates)."""
+    async def _until(event: asyncio.Event, stop: asyncio.Event, timeout: float | None = None) -> bool:
+        """Wait for ``event`` (at most ``timeout`` s); False when ``stop`` is set first (a cancellation propagates)."""
         if not event.is_set() and not stop.is_set():
             waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
             try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in waiters:
                     waiter.cancel()
         return not stop.is_set()
 
+    async def _just_in_time(self, stop: asyncio.Event) -> bool:
+        """Overlap: wait until the model has taken the last frame and the running invoke is due to end
+        within the lead time (or has ended); False when ``stop`` is set first."""
+        if not await self._until(self._taken, stop):
+            return False
+        if self._model_idle.is_set() or self.mean_prepare_ns is None or self.mean_invoke_ns is None:
+            return True
+        lead_ns = prepare_lead_ns(self.mean_prepare_ns, self.mean_invoke_ns)
+        wait_s = (self._invoke_started_ns + self.mean_invoke_ns - lead_ns - time.monotonic_ns()) / 1e9
+        return await self._until(self._model_idle, stop, wait_s) if wait_s > 0 else True
+
     async def _prepare_loop(self, stop: asyncio.Event, out: asyncio.Queue[object]) -> None:
         slot = 0
         while not stop.is_set():
-            if self._invoke_idle is not None and self._post_idle is not None and not (
-                    await self._until(self._invoke_idle, stop) and await self._until(self._post_idle, stop)):
-                break  # serial: the newest frame is taken once invoke and post are done, so it is fresh
+            if self._invoke_idle is not None and self._post_idle is not None:
+                if not (await self._until(self._invoke_idle, stop) and await self._until(self._post_idle, stop)):
+                    break  # serial: the newest frame is taken once invoke and post are done, so it is fresh
+            elif not await self._just_in_time(stop):
+                break
             self.waiting_for_frames = True
             frame = await self.stages.next_frame(self.poll_seconds)
             self._touch()
@@ -169,20 +204,27 @@ class Pipeline(Generic[FrameT, GeometryT]):
                 continue
             slot = (slot + 1) % STAGING_BUFFERS
             self.counters.prepared += 1
+            prepare_ns = time.monotonic_ns() - received_ns
+            self.mean_prepare_ns = update_mean(self.mean_prepare_ns, prepare_ns)
             if self._invoke_idle is not None:
                 self._invoke_idle.clear()  # set again once the invoke loop is done with this frame
-            await out.put(Prepared(frame, staging, geometry, received_ns, time.monotonic_ns() - received_ns))
+            self._taken.clear()  # set again once the invoke loop has taken this frame
+            await out.put(Prepared(frame, staging, geometry, received_ns, prepare_ns))
         await out.put(_END)  # only on a normal stop: when cancelled, nobody downstream is waiting
 
     async def _invoke_loop(self, inbox: asyncio.Queue[object], out: asyncio.Queue[object]) -> None:
         failures = 0
         while (item := await inbox.get()) is not _END:
             assert isinstance(item, Prepared)
+            self._taken.set()
             if self._post_idle is not None:
                 await self._post_idle.wait()  # serial: the previous frame's post has finished
+            self._invoke_started_ns = time.monotonic_ns()
+            self._model_idle.clear()
             try:
                 result = await self._run_in("invoke", self.stages.invoke, item.input)
             except Exception as exc:
+                self._model_idle.set()
                 if self._invoke_idle is not None:
                     self._invoke_idle.set()
                 failures += 1
@@ -192,6 +234,8 @@ class Pipeline(Generic[FrameT, GeometryT]):
                 if failures >= self.max_invoke_failures:
                     raise FatalPipelineError(f"the model failed {failures} frames in a row: {exc}") from exc
                 continue
+            self._model_idle.set()
+            self.mean_invoke_ns = update_mean(self.mean_invoke_ns, time.monotonic_ns() - self._invoke_started_ns)
             failures = 0
             self.counters.inferred += 1
             self._touch()
@@ -220,6 +264,8 @@ class Pipeline(Generic[FrameT, GeometryT]):
         """Process frames until ``stop`` is set; frames already prepared are finished, then it returns."""
         prepared: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
         inferred: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+        self._taken.set()
+        self._model_idle.set()
         if not self.overlap:
             self._invoke_idle, self._post_idle = asyncio.Event(), asyncio.Event()
             self._invoke_idle.set()

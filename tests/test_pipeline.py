@@ -229,3 +229,37 @@ def test_frames_the_prepare_stage_already_counted_are_not_failures() -> None:
     asyncio.run(run_until(pipeline, lambda: len(posted) == 2))
     pipeline.close()
     assert posted == [1, 3] and pipeline.counters.prepare_failed == 0
+
+
+def test_overlap_takes_the_next_frame_just_in_time_and_never_queues_two() -> None:
+    """Overlap: the next frame is taken late in the running invoke, not at its start (so it is
+    fresh), but before it ends (so the model does not wait), and at most one frame waits for the model."""
+    invokes: dict[int, tuple[float, float]] = {}
+    taken: dict[int, float] = {}
+    counter = iter(range(1, 1000))
+
+    async def next_frame(timeout: float) -> int:
+        frame = next(counter)
+        taken[frame] = time.monotonic()
+        return frame
+
+    def prepare(frame: int, staging: np.ndarray) -> int:
+        time.sleep(0.01)
+        staging[...] = frame
+        return frame * 10
+
+    def invoke(staging: np.ndarray) -> InvokeResult:
+        began = time.monotonic()
+        time.sleep(0.2)
+        invokes[int(staging[0])] = (began, time.monotonic())
+        return InvokeResult([staging.copy()], 0, 1, 0)
+
+    posted: list[int] = []
+    pipeline = Pipeline(stages([], prepare, invoke, posted), poll_seconds=0.01)
+    pipeline.stages.next_frame = next_frame
+    asyncio.run(run_until(pipeline, lambda: len(posted) >= 6))
+    pipeline.close()
+    assert posted == list(range(1, len(posted) + 1))  # no frame was prepared and then dropped
+    for frame in range(3, 7):  # once the running means are known
+        began, ended = invokes[frame - 1]
+        assert began + 0.1 < taken[frame] < ended, (frame, taken[frame] - began)
