@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from edgenode.adapters.camera_frames import CameraFrames
 from edgenode.adapters.dmabuf import FrameImportError
 from edgenode.adapters.systemd import SystemdNotifier
-from edgenode.adapters.tflite import TFLiteRuntime, available_cores
+from edgenode.adapters.tflite import available_cores
 from edgenode.adapters.zenoh_bus import Received, ZenohBus, ZenohConfigError
 from edgenode.config import NodeConfig
 from edgenode.core.bytetrack import ByteTracker, track_thresholds
@@ -91,6 +91,18 @@ def run_in_thread(loop: asyncio.AbstractEventLoop, function: Callable[[], T], na
 
     threading.Thread(target=target, name=name, daemon=True).start()
     return future
+
+
+def choose_schedule(schedule: str, delegate: str | None, model_threads: int, cores: int) -> tuple[bool, int]:
+    """``--schedule`` resolved: (overlap the stages?, cores the CPU preprocessing may use).
+
+    ``auto`` overlaps unless the model runs on the CPU with every core. While the stages overlap,
+    preprocessing keeps off the cores the model's CPU threads use (sharing one slows both).
+    """
+    on_cpu = delegate is None
+    overlap = schedule == "overlap" or (schedule == "auto" and not (on_cpu and model_threads >= cores))
+    busy = model_threads if overlap and on_cpu else 0
+    return overlap, max(1, cores - busy)
 
 
 class Node:
@@ -172,12 +184,6 @@ class Node:
 
         return Stages(frames.next, prepare, invoke, post, spec.shape, spec.dtype)
 
-    def _overlap(self, runtime: TFLiteRuntime) -> bool:
-        """``--schedule``; auto overlaps the stages unless the model runs on the CPU with every core."""
-        schedule = self.config.model.schedule
-        if schedule != "auto":
-            return schedule == "overlap"
-        return runtime.delegate is not None or runtime.threads < available_cores()
 
     async def _report(self) -> None:
         """Every ``--stats-interval`` seconds: throughput, stage times, counters; systemd STATUS."""
@@ -286,14 +292,16 @@ class Node:
                 model = loading.result()
             except ModelError as exc:
                 raise StartupError(str(exc)) from None
+            runtime = model.runtime
+            overlap, preprocess_cores = choose_schedule(config.model.schedule, runtime.delegate, runtime.threads,
+                                                        available_cores())
             try:
-                preprocessor = build_preprocessor(config.preprocess, model.runtime.inputs[0])
+                preprocessor = build_preprocessor(config.preprocess, runtime.inputs[0], cores=preprocess_cores)
             except PreprocessError as exc:
                 raise StartupError(str(exc)) from None
             tracker = ByteTracker.from_settings(config.track, config.decode) if config.track.enabled else None
             self.post = PostStage(model, publishers, tracker=tracker, threshold=config.decode.threshold,
                                   stream_size=size, status=config.model.path.name, profile=config.log.profile)
-            overlap = self._overlap(model.runtime)
             self.pipeline = Pipeline(self._stages(model, frames, preprocessor, self.post), overlap=overlap)
             description = model.description
             self._log.info(f"running {description.name}", model_types=description.model_types,

@@ -1,7 +1,7 @@
 """Choose the preprocessor: G2D when asked or available (``--preprocess auto|g2d|cpu``), else numpy on the CPU.
 
 The numpy path converts the frame in two horizontal bands, the second on a helper thread
-(numpy releases the GIL inside its loops), when the machine has more than one core.
+(numpy releases the GIL inside its loops), when it has a second core the model is not using.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ def cpu_preprocessor(spec: TensorSpec, resize: str, cores: int | None = None) ->
         raise
 
 
-def build_preprocessor(settings: PreprocessSettings, spec: TensorSpec, *, library: str = LIBRARY) -> Preprocessor:
-    """The preprocessor for ``spec``; ``auto`` falls back to the CPU with one log line, ``g2d`` fails clearly."""
+def build_preprocessor(settings: PreprocessSettings, spec: TensorSpec, *, library: str = LIBRARY,
+                       cores: int | None = None) -> Preprocessor:
+    """The preprocessor for ``spec``; ``auto`` falls back to the CPU (on ``cores`` cores) with one log line,
+    ``g2d`` fails clearly."""
     log: Any = get_logger("edgenode.preprocess")
     if settings.backend != "cpu":
         try:
@@ -59,4 +61,4 @@ def build_preprocessor(settings: PreprocessSettings, spec: TensorSpec, *, librar
             if settings.backend == "g2d":
                 raise PreprocessError(f"--preprocess g2d: {exc}") from None
             log.info(f"G2D unavailable ({exc}); preprocessing on the CPU")
-    return cpu_preprocessor(spec, settings.resize)
+    return cpu_preprocessor(spec, settings.resize, cores)
