@@ -244,7 +244,7 @@ def test_overlap_takes_the_next_frame_just_in_time_and_never_queues_two() -> Non
         return frame
 
     def prepare(frame: int, staging: np.ndarray) -> int:
-        time.sleep(0.01)
+        time.sleep(0.03)
         staging[...] = frame
         return frame * 10
 
@@ -262,4 +262,4 @@ def test_overlap_takes_the_next_frame_just_in_time_and_never_queues_two() -> Non
     assert posted == list(range(1, len(posted) + 1))  # no frame was prepared and then dropped
     for frame in range(3, 7):  # once the running means are known
         began, ended = invokes[frame - 1]
-        assert began + 0.1 < taken[frame] < ended, (frame, taken[frame] - began)
+        assert began + 0.08 < taken[frame] < ended, (frame, taken[frame] - began)  # due about 0.13 s in
