@@ -1,16 +1,18 @@
-"""The per-frame pipeline: prepare, invoke and post stages that overlap.
+"""The per-frame pipeline: prepare, invoke and post stages, overlapping or in turn.
 
-Each stage runs on its own single-thread executor, linked by one-slot queues. Two schedules:
+Stages run on single-thread executors, never on the event loop. Two schedules:
 
 - **overlap**: while the model runs frame N the CPU prepares frame N+1 and decodes, tracks and
-  publishes frame N-1; throughput approaches the model's own invoke rate when the model runs
-  elsewhere (an NPU) or leaves cores free. Frame N+1 is taken just in time: once the model has
-  taken frame N, and only when invoke N is due to end within the expected prepare time (plus a
-  margin), so the model never waits for it and it is no older than it needs to be.
-- **serial**: one stage at a time: invoke N, post N, prepare N+1 (taking the newest frame only
-  then), invoke N+1. When the model runs on the CPU with every core, work beside an invoke only
-  slows it (its threads wait for the one that lost its core, and Python threads contend for the
-  GIL): taking turns is faster there.
+  publishes frame N-1 (each stage on its own thread, linked by one-slot queues); throughput
+  approaches the model's own invoke rate when the model runs elsewhere (an NPU) or leaves cores
+  free. Frame N+1 is taken just in time: once the model has taken frame N, and only when invoke N
+  is due to end within the expected prepare time (plus a margin), so the model never waits for it
+  and it is no older than it needs to be.
+- **serial**: one stage at a time: prepare, invoke and post frame N in one call on one thread (no
+  hand-offs between threads, which cost about 0.7 ms a frame on a busy 2-core machine), then
+  take the newest frame. When the model runs on the CPU with every core, work beside an invoke
+  only slows it (its threads wait for the one that lost its core, and Python threads contend for
+  the GIL): taking turns is faster there.
 
 The prepare stage takes the newest camera frame only when it is free to work on it, so frames
 that arrive meanwhile are dropped by the frame source, never queued. Nothing blocking runs on
@@ -135,13 +137,11 @@ class Pipeline(Generic[FrameT, GeometryT]):
         self.max_invoke_failures = max_invoke_failures
         self.poll_seconds = poll_seconds
         self.overlap = overlap
-        # Serial schedule: set while no invoke is pending or running / while post has nothing to do.
-        self._invoke_idle: asyncio.Event | None = None
-        self._post_idle: asyncio.Event | None = None
         # Overlap schedule: set once the invoke loop has taken the last prepared frame / while no invoke runs.
         self._taken = asyncio.Event()
         self._model_idle = asyncio.Event()
         self._invoke_started_ns = 0
+        self._invoke_failures = 0  # in a row
         self.mean_prepare_ns: float | None = None
         self.mean_invoke_ns: float | None = None
         self._staging = [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)]
@@ -178,103 +178,125 @@ class Pipeline(Generic[FrameT, GeometryT]):
         wait_s = (self._invoke_started_ns + self.mean_invoke_ns - lead_ns - time.monotonic_ns()) / 1e9
         return await self._until(self._model_idle, stop, wait_s) if wait_s > 0 else True
 
+    # -- one stage for one frame, blocking (on a stage thread); failures are counted and logged here --
+
+    def _prepare_one(self, frame: FrameT, staging: np.ndarray, received_ns: int) -> Prepared[FrameT, GeometryT] | None:
+        """``frame`` converted into ``staging``; None when it was refused or failed."""
+        try:
+            geometry = self.stages.prepare(frame, staging)
+        except FrameSkipped:
+            return None
+        except Exception as exc:
+            self.counters.prepare_failed += 1
+            log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
+            return None
+        self.counters.prepared += 1
+        prepare_ns = time.monotonic_ns() - received_ns
+        self.mean_prepare_ns = update_mean(self.mean_prepare_ns, prepare_ns)
+        return Prepared(frame, staging, geometry, received_ns, prepare_ns)
+
+    def _invoke_one(self, prepared: Prepared[FrameT, GeometryT]) -> Inferred[FrameT, GeometryT] | None:
+        """The model run on ``prepared``; None when it failed, :class:`FatalPipelineError` when it keeps failing."""
+        started = time.monotonic_ns()
+        try:
+            result = self.stages.invoke(prepared.input)
+        except Exception as exc:
+            self._invoke_failures += 1
+            self.counters.invoke_failed += 1
+            log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
+                      consecutive=self._invoke_failures)
+            if self._invoke_failures >= self.max_invoke_failures:
+                raise FatalPipelineError(
+                    f"the model failed {self._invoke_failures} frames in a row: {exc}") from exc
+            return None
+        self.mean_invoke_ns = update_mean(self.mean_invoke_ns, time.monotonic_ns() - started)
+        self._invoke_failures = 0
+        self.counters.inferred += 1
+        self._touch()
+        return Inferred(prepared, result)
+
+    def _post_one(self, inferred: Inferred[FrameT, GeometryT]) -> None:
+        """Decode, track and publish ``inferred``."""
+        try:
+            self.stages.post(inferred)
+        except Exception as exc:
+            self.counters.post_failed += 1
+            log.error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
+        else:
+            self.counters.posted += 1
+            self._touch()
+
+    def _one_frame(self, frame: FrameT, received_ns: int) -> None:
+        """Serial: every stage of one frame, in turn, on one thread."""
+        prepared = self._prepare_one(frame, self._staging[0], received_ns)
+        inferred = self._invoke_one(prepared) if prepared is not None else None
+        if inferred is not None:
+            self._post_one(inferred)
+
+    # -- the schedules --------------------------------------------------------------------------
+
+    async def _next_frame(self) -> FrameT | None:
+        self.waiting_for_frames = True
+        frame = await self.stages.next_frame(self.poll_seconds)
+        self._touch()
+        if frame is not None:
+            self.waiting_for_frames = False
+        return frame
+
+    async def _serial_loop(self, stop: asyncio.Event) -> None:
+        """Serial: the newest frame once the last one is published, all its stages in one hand-off."""
+        while not stop.is_set():
+            frame = await self._next_frame()
+            if frame is not None:
+                await self._run_in("invoke", self._one_frame, frame, time.monotonic_ns())
+
     async def _prepare_loop(self, stop: asyncio.Event, out: asyncio.Queue[object]) -> None:
         slot = 0
-        while not stop.is_set():
-            if self._invoke_idle is not None and self._post_idle is not None:
-                if not (await self._until(self._invoke_idle, stop) and await self._until(self._post_idle, stop)):
-                    break  # serial: the newest frame is taken once invoke and post are done, so it is fresh
-            elif not await self._just_in_time(stop):
-                break
-            self.waiting_for_frames = True
-            frame = await self.stages.next_frame(self.poll_seconds)
-            self._touch()
+        while await self._just_in_time(stop):
+            frame = await self._next_frame()
             if frame is None:
                 continue
-            self.waiting_for_frames = False
-            staging = self._staging[slot]
-            received_ns = time.monotonic_ns()
-            try:
-                geometry = await self._run_in("prepare", self.stages.prepare, frame, staging)
-            except FrameSkipped:
-                continue
-            except Exception as exc:
-                self.counters.prepare_failed += 1
-                log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
+            prepared = await self._run_in("prepare", self._prepare_one, frame, self._staging[slot], time.monotonic_ns())
+            if prepared is None:
                 continue
             slot = (slot + 1) % STAGING_BUFFERS
-            self.counters.prepared += 1
-            prepare_ns = time.monotonic_ns() - received_ns
-            self.mean_prepare_ns = update_mean(self.mean_prepare_ns, prepare_ns)
-            if self._invoke_idle is not None:
-                self._invoke_idle.clear()  # set again once the invoke loop is done with this frame
             self._taken.clear()  # set again once the invoke loop has taken this frame
-            await out.put(Prepared(frame, staging, geometry, received_ns, prepare_ns))
+            await out.put(prepared)
         await out.put(_END)  # only on a normal stop: when cancelled, nobody downstream is waiting
 
     async def _invoke_loop(self, inbox: asyncio.Queue[object], out: asyncio.Queue[object]) -> None:
-        failures = 0
         while (item := await inbox.get()) is not _END:
             assert isinstance(item, Prepared)
             self._taken.set()
-            if self._post_idle is not None:
-                await self._post_idle.wait()  # serial: the previous frame's post has finished
             self._invoke_started_ns = time.monotonic_ns()
             self._model_idle.clear()
             try:
-                result = await self._run_in("invoke", self.stages.invoke, item.input)
-            except Exception as exc:
+                inferred = await self._run_in("invoke", self._invoke_one, item)
+            finally:
                 self._model_idle.set()
-                if self._invoke_idle is not None:
-                    self._invoke_idle.set()
-                failures += 1
-                self.counters.invoke_failed += 1
-                log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
-                          consecutive=failures)
-                if failures >= self.max_invoke_failures:
-                    raise FatalPipelineError(f"the model failed {failures} frames in a row: {exc}") from exc
-                continue
-            self._model_idle.set()
-            self.mean_invoke_ns = update_mean(self.mean_invoke_ns, time.monotonic_ns() - self._invoke_started_ns)
-            failures = 0
-            self.counters.inferred += 1
-            self._touch()
-            if self._post_idle is not None and self._invoke_idle is not None:
-                self._post_idle.clear()  # before the prepare loop can see the invoke idle
-                self._invoke_idle.set()
-            await out.put(Inferred(item, result))
+            if inferred is not None:
+                await out.put(inferred)
         await out.put(_END)
 
     async def _post_loop(self, inbox: asyncio.Queue[object]) -> None:
         while (item := await inbox.get()) is not _END:
             assert isinstance(item, Inferred)
-            try:
-                await self._run_in("post", self.stages.post, item)
-            except Exception as exc:
-                self.counters.post_failed += 1
-                log.error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
-            else:
-                self.counters.posted += 1
-                self._touch()
-            finally:
-                if self._post_idle is not None:
-                    self._post_idle.set()
+            await self._run_in("post", self._post_one, item)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process frames until ``stop`` is set; frames already prepared are finished, then it returns."""
-        prepared: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
-        inferred: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
         self._taken.set()
         self._model_idle.set()
-        if not self.overlap:
-            self._invoke_idle, self._post_idle = asyncio.Event(), asyncio.Event()
-            self._invoke_idle.set()
-            self._post_idle.set()
-        tasks = [
-            asyncio.create_task(self._prepare_loop(stop, prepared), name="prepare"),
-            asyncio.create_task(self._invoke_loop(prepared, inferred), name="invoke"),
-            asyncio.create_task(self._post_loop(inferred), name="post"),
-        ]
+        if self.overlap:
+            prepared: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+            inferred: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+            tasks = [
+                asyncio.create_task(self._prepare_loop(stop, prepared), name="prepare"),
+                asyncio.create_task(self._invoke_loop(prepared, inferred), name="invoke"),
+                asyncio.create_task(self._post_loop(inferred), name="post"),
+            ]
+        else:
+            tasks = [asyncio.create_task(self._serial_loop(stop), name="serial")]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
