@@ -43,6 +43,19 @@ def stages(frames: list[int], prepare: Callable[[int, np.ndarray], int] | None =
     return Stages(feed(frames), prepare or default_prepare, invoke or default_invoke, post, (4,), np.dtype("int32"))
 
 
+def invoke_failing_on(call: int) -> Callable[[np.ndarray], InvokeResult]:
+    """An invoke that raises on its ``call``-th run only."""
+    calls = {"n": 0}
+
+    def invoke(staging: np.ndarray) -> InvokeResult:
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise RuntimeError("transient")
+        return InvokeResult([staging.copy()], 0, 1, 0)
+
+    return invoke
+
+
 async def run_until(pipeline: Pipeline[int, int], condition: Callable[[], bool], limit: float = 10.0) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(pipeline.run(stop))
@@ -111,13 +124,7 @@ def test_a_model_that_keeps_failing_stops_the_pipeline() -> None:
 
 
 def test_one_failed_invoke_is_skipped() -> None:
-    calls = {"n": 0}
-
-    def invoke(staging: np.ndarray) -> InvokeResult:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("transient")
-        return InvokeResult([staging.copy()], 0, 1, 0)
+    invoke = invoke_failing_on(2)
 
     posted: list[int] = []
     pipeline = Pipeline(stages([1, 2, 3, 4], invoke=invoke, posted=posted), poll_seconds=0.01)
@@ -183,19 +190,13 @@ def test_serial_schedule_runs_one_stage_at_a_time_and_takes_fresh_frames() -> No
 
 @pytest.mark.parametrize("overlap", [True, False])
 def test_both_schedules_skip_bad_frames_and_failed_invokes(overlap: bool) -> None:
-    calls = {"n": 0}
-
     def prepare(frame: int, staging: np.ndarray) -> int:
         if frame == 3:
             raise ValueError("stride mismatch")
         staging[...] = frame
         return frame * 10
 
-    def invoke(staging: np.ndarray) -> InvokeResult:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("transient")
-        return InvokeResult([staging.copy()], 0, 1, 0)
+    invoke = invoke_failing_on(2)
 
     posted: list[int] = []
     pipeline = Pipeline(stages([1, 2, 3, 4, 5], prepare, invoke, posted), poll_seconds=0.01, overlap=overlap)
