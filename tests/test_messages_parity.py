@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import edgenode.messages as m
-from edgenode.messages.cdr import encode_with_pycdr2
+from edgenode.messages.cdr import encode, encode_with_pycdr2
 from edgenode.messages.edgefirst_msgs import DTYPE_TO_LEGACY_TYPE
+from tests.fixed_arrays_message import FixedArrays
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import builtin_interfaces as rb  # noqa: E402
@@ -257,3 +258,19 @@ def test_model_info_without_dtype_fields_still_decodes() -> None:
     assert (decoded.model_name, decoded.input_dtype, decoded.output_dtype) == ("yolo", 1, 9)
     reference = re_.ModelInfo.from_cdr(legacy)
     assert reference.has_dtype_fields is False
+
+
+# -- fixed-length arrays of structs and strings (no shipped schema has one; the encoder supports them) --
+
+def test_fixed_arrays_of_structs_and_strings_match_pycdr2() -> None:
+    message = FixedArrays([m.Time(1, 2), m.Time(3, 4)], ["a", "bc"])
+    assert encode(message) == encode_with_pycdr2(message)
+
+
+@pytest.mark.parametrize(("stamps", "names", "error"), [
+    ([m.Time(1, 2)], ["a", "b"], "stamps needs 2 elements, got 1"),
+    ([m.Time(1, 2), m.Time(3, 4)], ["a", "b", "c"], "names needs 2 strings, got 3"),
+])
+def test_fixed_arrays_of_the_wrong_length_are_refused(stamps: list[m.Time], names: list[str], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        encode(FixedArrays(stamps, names))

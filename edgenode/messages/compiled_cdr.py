@@ -154,6 +154,15 @@ def _primitive_sequence_step(path: str, code: str, counted: bool, length: int | 
     return step
 
 
+def _write_length(out: bytearray, items: Any, counted: bool, length: int | None, *, path: str, what: str) -> None:
+    """A sequence's element count (aligned), or a check that an array has its fixed length."""
+    if counted:
+        _pad(out, 4)
+        out += _U32.pack(len(items))
+    elif len(items) != length:
+        raise ValueError(f"{path} needs {length} {what}, got {len(items)}")
+
+
 def _struct_sequence_step(path: str, element: type, counted: bool, length: int | None) -> Step:
     get = attrgetter(path)
     fixed = _flat_fixed(element)
@@ -164,11 +173,7 @@ def _struct_sequence_step(path: str, element: type, counted: bool, length: int |
 
         def packed(out: bytearray, value: Any) -> None:
             items = get(value)
-            if counted:
-                _pad(out, 4)
-                out += _U32.pack(len(items))
-            elif len(items) != length:
-                raise ValueError(f"{path} needs {length} elements, got {len(items)}")
+            _write_length(out, items, counted, length, path=path, what="elements")
             if items:
                 _pad(out, alignment)
                 out += struct.pack("<" + body * len(items), *[x for item in items for x in fields(item)])
@@ -178,11 +183,7 @@ def _struct_sequence_step(path: str, element: type, counted: bool, length: int |
 
     def each(out: bytearray, value: Any) -> None:
         items = get(value)
-        if counted:
-            _pad(out, 4)
-            out += _U32.pack(len(items))
-        elif len(items) != length:
-            raise ValueError(f"{path} needs {length} elements, got {len(items)}")
+        _write_length(out, items, counted, length, path=path, what="elements")
         for item in items:
             encode_element(out, item)
 
@@ -239,11 +240,7 @@ def _string_sequence_step(path: str, counted: bool, length: int | None) -> Step:
 
     def step(out: bytearray, value: Any) -> None:
         items = get(value)
-        if counted:
-            _pad(out, 4)
-            out += _U32.pack(len(items))
-        elif len(items) != length:
-            raise ValueError(f"{path} needs {length} strings, got {len(items)}")
+        _write_length(out, items, counted, length, path=path, what="strings")
         for item in items:
             data = item.encode()
             _pad(out, 4)
