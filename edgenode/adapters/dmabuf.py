@@ -103,7 +103,7 @@ def take_fd(pid: int, fd: int) -> int:
         if exc.errno == errno.EBADF:
             raise FrameImportError("closed_fd", f"camera process {pid} has no fd {fd} (buffer closed)") from None
         if exc.errno == errno.ESRCH:
-            raise FrameImportError("stale_pid", f"camera process {pid} exited (camera restarted?)") from None
+            raise FrameImportError("stale_pid", f"camera process {pid} is gone (camera restarted?)") from None
         raise FrameImportError("pidfd", f"pidfd_getfd({pid}, {fd}) failed: {exc.strerror}") from None
     finally:
         os.close(pidfd)
