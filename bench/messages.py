@@ -2,7 +2,7 @@
 
 ``python bench/run.py messages [--repeats N]``. A Detect and the Foxglove ImageAnnotations of a
 frame with 5 / 20 / 50 tracked boxes, and the DmaBuffer decode every camera frame costs. The
-three encoders produce the same bytes (checked here, and by tests/test_messages_parity.py);
+three encoders produce the same bytes (checked here, and by tests/unit/test_messages_parity.py);
 contenders run interleaved. Ratios are over edgenode's compiled writer (above 1: it is faster).
 """
 

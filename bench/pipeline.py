@@ -109,7 +109,7 @@ def _apply_cpu(run: Run, sample: CpuSample) -> None:
 def camera_argv(port: int, models: Path, fps: float) -> list[str]:
     images = [str(models / name) for name in ("bus.jpg", "zidane.jpg") if (models / name).exists()]
     source = ["--images", *images, "--hold", "15"] if images else []
-    return [PYTHON, "-m", "edgenode.camera", "--size", "1920x1080", "--fourcc", "YUYV", "--fps", f"{fps:g}",
+    return [PYTHON, "-m", "edgenode.tools.camera", "--size", "1920x1080", "--fourcc", "YUYV", "--fps", f"{fps:g}",
             "--listen", endpoint(port), "--no-multicast-scouting", "--log-level", "warning", *source]
 
 

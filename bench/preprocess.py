@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 from common import header, interleaved, ms, table
 
-from edgenode.camera.scene import SyntheticScene
-from edgenode.camera.sources import SceneSource
 from edgenode.core.colour import YUV_TO_RGB
 from edgenode.core.pixels import YUYV, describe_frame
 from edgenode.core.preprocess import CpuPreprocessor
 from edgenode.core.tensors import TensorSpec
-from edgenode.preprocessing import cpu_preprocessor
+from edgenode.node.preprocessing import cpu_preprocessor
+from edgenode.tools.camera.scene import SyntheticScene
+from edgenode.tools.camera.sources import SceneSource
 
 WIDTH, HEIGHT, SIZE = 1920, 1080, 640
 

@@ -8,7 +8,7 @@ with the same parameters (the flags' defaults). Four tables:
 3. ablation: each of edgenode's deviations from EdgeFirst's maths reverted alone;
 4. update time at 10, 30 and 100 objects, interleaved in one run.
 
-Scenes come from ``edgenode.evaluation.track_scenes`` with seeds 0.. (the constants were chosen on
+Scenes come from ``edgenode.tools.evaluation.track_scenes`` with seeds 0.. (the constants were chosen on
 seeds 100-102, so these are held-out runs).
 """
 
@@ -46,7 +46,7 @@ from trackeval.variants import (
 
 from edgenode.core.bytetrack import ByteTracker
 from edgenode.core.kalman import KalmanXYAH
-from edgenode.evaluation.track_scenes import SCENES, Scene, SceneSpec, generate
+from edgenode.tools.evaluation.track_scenes import SCENES, Scene, SceneSpec, generate
 
 DEFAULTS = Params()  # --track-high-conf 0.7, --track-score 0.1, --track-iou 0.25, --track-update 0.25, 0.5 s
 SEMANTICS = {

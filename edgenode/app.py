@@ -6,10 +6,10 @@ import asyncio
 import os
 import sys
 
-from edgenode.compose import build_node
 from edgenode.config import NodeConfig
 from edgenode.logs import configure_logging, get_logger
-from edgenode.node import StartupError
+from edgenode.node.compose import build_node
+from edgenode.node.lifecycle import StartupError
 
 
 def run(config: NodeConfig) -> int:

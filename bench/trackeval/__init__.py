@@ -1,1 +1,1 @@
-"""Helpers of bench/tracker.py (and tests/test_tracking_quality.py): scoring and ablation variants."""
+"""Helpers of bench/tracker.py (and tests/unit/test_tracking_quality.py): scoring and ablation variants."""

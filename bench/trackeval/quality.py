@@ -1,10 +1,10 @@
 """Tracker quality on generated ground truth, scored with motmetrics (MOTA, IDF1, identity switches).
 
-Shared by ``bench/tracker.py`` and ``tests/test_tracking_quality.py``. A contender is any object
+Shared by ``bench/tracker.py`` and ``tests/unit/test_tracking_quality.py``. A contender is any object
 with ``update(boxes, scores, classes, timestamp_ns)`` returning one entry per box (``None`` or a
 track); the hypotheses of a frame are the input boxes that got a track, labelled by track id.
 The ground truth of a frame is every object the simulated detector could see (see
-``edgenode.evaluation.track_scenes``).
+``edgenode.tools.evaluation.track_scenes``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from edgenode.core.assignment import iou_matrix
 from edgenode.core.bytetrack import ByteTracker
-from edgenode.evaluation.track_scenes import Scene
+from edgenode.tools.evaluation.track_scenes import Scene
 
 # A hypothesis matches a ground-truth box when their IoU is at least this (MOTChallenge's 0.5).
 MATCH_IOU = 0.5

@@ -1,7 +1,7 @@
 """ROS 2 messages edgenode speaks, as pycdr2 classes, with a hardened CDR codec.
 
 Pure logic: no I/O. The definitions in the top-level ``schemas/`` folder are the contract;
-``tests/test_messages_definitions.py`` keeps these classes in step with them.
+``tests/unit/test_messages_definitions.py`` keeps these classes in step with them.
 """
 
 from edgenode.messages.builtin_interfaces import Duration, Time

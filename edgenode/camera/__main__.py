@@ -1,7 +1,0 @@
-"""``python -m edgenode.camera``."""
-
-import sys
-
-from edgenode.camera.cli import main
-
-sys.exit(main())

@@ -1,0 +1,111 @@
+"""The pipeline's post stage: decode, map to the frame, track, label, publish, count."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from edgenode.core.bytetrack import ByteTracker, TrackInfo
+from edgenode.core.detections import Detections
+from edgenode.core.frame_outputs import FrameResult, ModelInfoTemplate, StageTimes
+from edgenode.core.frame_stats import FrameStats
+from edgenode.core.frames import FrameRef
+from edgenode.core.geometry import InputGeometry
+from edgenode.logs import get_logger
+from edgenode.node.model_loading import LoadedModel
+from edgenode.node.publishing import Publishers, StreamSize
+from edgenode.node.scheduler import Inferred
+
+MAX_PLAUSIBLE_LATENCY_NS = 10_000_000_000
+
+
+def to_frame(detections: Detections, geometry: InputGeometry) -> Detections:
+    """Boxes (and a semantic mask) from model-input coordinates to the full camera frame."""
+    if geometry.is_identity:
+        return detections
+    mask = detections.semantic_mask
+    if mask is not None:  # keep only the rows and columns that show the frame (letterbox padding off)
+        x1, y1, x2, y2 = geometry.content_normalized
+        height, width = mask.shape[:2]
+        top, left = round(y1 * height), round(x1 * width)
+        mask = mask[top:max(round(y2 * height), top + 1), left:max(round(x2 * width), left + 1)]
+    return Detections(geometry.boxes_to_frame(detections.boxes), detections.scores, detections.classes,
+                      detections.instance_masks, mask)
+
+
+def keep_published(detections: Detections, tracks: list[TrackInfo | None], threshold: float
+                   ) -> tuple[Detections, list[TrackInfo | None]]:
+    """With tracking: boxes that have a track, plus untracked ones scoring at least ``threshold``.
+
+    The decoder runs below ``--threshold`` when tracking (so weak boxes can keep tracks alive);
+    a weak box that matched no track is not a detection and is not published.
+    """
+    keep = np.fromiter((track is not None or score >= threshold
+                        for track, score in zip(tracks, detections.scores.tolist(), strict=True)),
+                       bool, len(tracks))
+    if keep.all():
+        return detections, tracks
+    return detections.select(keep), [track for track, kept in zip(tracks, keep.tolist(), strict=True) if kept]
+
+
+class PostStage:
+    """Called on the post thread for every inferred frame; owns the tracker and the frame stats."""
+
+    def __init__(self, model: LoadedModel, publishers: Publishers, *, tracker: ByteTracker | None,
+                 threshold: float, stream_size: Any, status: str, profile: bool) -> None:
+        self.model = model
+        self.publishers = publishers
+        self.tracker = tracker
+        self.threshold = threshold
+        self.stream_size = stream_size
+        self.status = status
+        self.profile = profile
+        description = model.description
+        self.has_boxes = "Detection" in description.model_types
+        self.info = ModelInfoTemplate.for_model(
+            input_spec=description.inputs[0], output_spec=description.outputs[0], labels=description.labels,
+            model_types=description.model_types, model_format=description.model_format, model_name=description.name)
+        self._labels: dict[int, str] = {}
+        self.stats = FrameStats(started_ns=time.monotonic_ns())
+        self.first_frame_logged = False
+        self._log: Any = get_logger("edgenode.node")
+
+    def _label(self, class_index: int) -> str:
+        label = self._labels.get(class_index)
+        if label is None:
+            label = self._labels[class_index] = self.model.description.label_for(class_index)
+        return label
+
+    def __call__(self, item: Inferred[FrameRef, InputGeometry]) -> None:
+        started = time.perf_counter_ns()
+        frame = item.prepared.frame
+        detections = to_frame(self.model.decoder.decode(item.result.outputs), item.prepared.geometry)
+        decoded = time.perf_counter_ns()
+        tracks: list[TrackInfo | None] | None = None
+        if self.tracker is not None:
+            tracks = self.tracker.update(detections.boxes, detections.scores, detections.classes, frame.stamp_ns)
+            detections, tracks = keep_published(detections, tracks, self.threshold)
+        tracked = time.perf_counter_ns()
+        times = StageTimes(preprocess_ns=item.prepared.preprocess_ns + item.result.input_ns,
+                           invoke_ns=item.result.invoke_ns, output_ns=item.result.output_ns,
+                           decode_ns=decoded - started, track_ns=tracked - decoded)
+        labels = [self._label(index) for index in detections.classes.tolist()]
+        result = FrameResult(frame.header, detections, labels, tracks, times)
+        size: StreamSize = self.stream_size(frame)
+        self.publishers.frame(result, self.info, has_boxes=self.has_boxes, status=self.status, size=size)
+        published = time.perf_counter_ns()
+        latency = time.time_ns() - frame.stamp_ns
+        if not 0 <= latency < MAX_PLAUSIBLE_LATENCY_NS:  # camera clock is not ours: time since arrival
+            latency = time.monotonic_ns() - item.prepared.received_ns
+        self.stats.record(times, published - tracked, latency, len(detections))
+        if not self.first_frame_logged:
+            self.first_frame_logged = True
+            self._log.info(f"first frame decoded: {len(detections)} boxes", boxes=len(detections),
+                           preprocess_ms=round(times.preprocess_ns / 1e6, 2), invoke_ms=round(times.invoke_ns / 1e6, 2))
+        if self.profile:
+            self._log.debug("frame", stamp_ns=frame.stamp_ns, boxes=len(detections),
+                            preprocess_us=times.preprocess_ns // 1000, invoke_us=times.invoke_ns // 1000,
+                            output_us=times.output_ns // 1000, decode_us=times.decode_ns // 1000,
+                            track_us=times.track_ns // 1000, publish_us=(published - tracked) // 1000)

@@ -1,0 +1,7 @@
+"""``python -m edgenode.camera``."""
+
+import sys
+
+from edgenode.tools.camera.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""load_model: file metadata, config override, labels, description and decoder, on built models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgenode.config import DecodeSettings, ModelSettings
+from edgenode.core.model_config import ModelError
+from edgenode.node.model_loading import load_model
+from edgenode.tools.tflite_builder import ModelBuilder, model_metadata
+
+pytest.importorskip("ai_edge_litert")
+
+
+def detector(tmp_path: Path, files: dict[str, str], name: str = "street-detector", outputs: int = 6) -> Path:
+    """A model with an image input and a constant YOLO head: one person box, one car box."""
+    builder = ModelBuilder()
+    image = builder.add_tensor("image", [1, 32, 32, 3], np.uint8)
+    head = np.zeros((1, 4 + 2, 21), np.float32)          # 21 anchors: a 32x32 input at strides 8, 16, 32
+    head[0, :, 3] = [0.25, 0.25, 0.25, 0.25, 0.9, 0.0]     # class 0
+    head[0, :, 4] = [0.3, 0.25, 0.25, 0.25, 0.0, 0.8]      # class 1, overlapping the first
+    if outputs != 6:
+        head = np.zeros((1, outputs), np.float32)
+    out = builder.add_tensor("Identity", head.shape, np.float32, data=head)
+    builder.set_io([image], [out])
+    if name:
+        builder.add_metadata("TFLITE_METADATA", model_metadata(name))
+    for file_name, text in files.items():
+        builder.add_file(file_name, text)
+    path = tmp_path / "detector.tflite"
+    path.write_bytes(builder.build())
+    return path
+
+
+CONFIG = "nms: class_aware\noutputs:\n  - {type: detection, decoder: ultralytics, shape: [1, 6, 21]}\n"
+
+
+def test_load_describe_and_decode(tmp_path: Path) -> None:
+    path = detector(tmp_path, {"edgefirst.yaml": CONFIG, "labels.txt": "background\nperson\ncar\n"})
+    loaded = load_model(ModelSettings(path, engine="cpu", threads=1), DecodeSettings(threshold=0.5, label_offset=1))
+    info = loaded.description
+    assert (info.name, info.model_format, info.model_types) == ("street-detector", "TFLite", "Detection")
+    assert info.labels == ("background", "person", "car") and info.label_for(0) == "person"
+    assert (info.input_shape, info.input_type, info.output_shape, info.output_type) == ((1, 32, 32, 3), 2,
+                                                                                         (1, 6, 21), 8)
+    assert loaded.layout.nms == "aware" and "edgefirst.yaml embedded" in loaded.layout.source
+    loaded.runtime.input_view()[...] = 0
+    loaded.runtime.invoke()
+    found = loaded.decoder.decode(loaded.runtime.output_views())
+    assert found.classes.tolist() == [0, 1]                # class-aware: the overlapping car box survives
+    assert [info.label_for(c) for c in found.classes] == ["person", "car"]
+    np.testing.assert_allclose(found.boxes[0], [0.125, 0.125, 0.375, 0.375])
+
+
+def test_config_file_overrides_the_embedded_one(tmp_path: Path) -> None:
+    path = detector(tmp_path, {"edgefirst.yaml": CONFIG})
+    override = tmp_path / "override.json"
+    override.write_text(json.dumps({"nms": "class_agnostic", "outputs": [{"type": "detection", "shape": [1, 6, 21]}]}))
+    loaded = load_model(ModelSettings(path, edgefirst_config=override, engine="cpu"), DecodeSettings(threshold=0.5))
+    assert loaded.layout.nms == "agnostic" and str(override) in loaded.layout.source
+    assert loaded.description.labels == () and loaded.description.label_for(1) == "1"
+
+
+def test_name_falls_back_to_the_file_name(tmp_path: Path) -> None:
+    loaded = load_model(ModelSettings(detector(tmp_path, {}, name=""), engine="cpu"), DecodeSettings())
+    assert loaded.description.name == "detector.tflite" and loaded.layout.kind == "yolo_det"
+
+
+def test_undecodable_model_and_unknown_class_fail_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"cannot tell how to decode this model: model outputs are Identity \[1, 10\]"):
+        load_model(ModelSettings(detector(tmp_path, {}, outputs=10), engine="cpu"), DecodeSettings())
+    path = detector(tmp_path, {"labels.txt": "person\ncar\n"})
+    with pytest.raises(ModelError, match=r"--classes bus: not a label of this model \(labels: person, car\)"):
+        load_model(ModelSettings(path, engine="cpu"), DecodeSettings(classes=("bus",)))
