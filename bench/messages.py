@@ -17,7 +17,7 @@ from common import header, interleaved, table
 import edgenode.messages as m
 from edgenode.core.annotations import frame_annotations
 from edgenode.core.detections import Detections
-from edgenode.core.frame_outputs import FrameResult, StageTimes, detect_message
+from edgenode.core.outbound import FrameResult, StageTimes, detect_message
 from edgenode.messages.cdr import encode_with_pycdr2
 
 

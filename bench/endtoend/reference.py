@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     from edgenode.adapters.dmabuf import take_fd
     from edgenode.adapters.tflite import load_runtime
     from edgenode.config import ModelSettings
-    from edgenode.core.frames import FrameRejected, decode_frame
+    from edgenode.core.ingest import FrameRejected, decode_frame
     from edgenode.logs import configure_logging
 
     configure_logging("warning", "console")

@@ -27,7 +27,7 @@ from types import TracebackType
 import numpy as np
 from numpy.typing import NDArray
 
-from edgenode.core.frames import FrameRef
+from edgenode.core.ingest import FrameRef
 from edgenode.core.pixels import FrameLayout
 
 SYS_PIDFD_OPEN = 434  # same number on x86-64 and aarch64 (generic syscall table)

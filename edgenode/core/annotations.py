@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgenode.core.frame_outputs import FrameResult
+from edgenode.core.outbound import FrameResult
 from edgenode.messages import Color, ImageAnnotations, Point2, PointsAnnotation, TextAnnotation, Time
 
 WHITE = Color(1.0, 1.0, 1.0, 1.0)

@@ -16,17 +16,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from edgenode.adapters.camera_frames import CameraFrames
+from edgenode.adapters.camera import CameraFrames
 from edgenode.adapters.dmabuf import FrameImportError
 from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.adapters.tflite import available_cores
 from edgenode.adapters.zenoh_bus import Received, ZenohBus, ZenohConfigError
 from edgenode.config import NodeConfig
 from edgenode.core.bytetrack import ByteTracker, track_thresholds
-from edgenode.core.frame_outputs import ModelInfoTemplate
-from edgenode.core.frames import FrameRef
 from edgenode.core.geometry import InputGeometry
+from edgenode.core.ingest import FrameRef
 from edgenode.core.model_config import ModelError
+from edgenode.core.outbound import ModelInfoTemplate
 from edgenode.core.preprocess import PreprocessError, Preprocessor
 from edgenode.logs import get_logger
 from edgenode.messages import CameraInfo, CdrError, decode

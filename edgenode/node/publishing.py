@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from edgenode.adapters.zenoh_bus import Publication, ZenohBus
 from edgenode.config import NodeConfig
 from edgenode.core.annotations import frame_annotations, loading_annotations
-from edgenode.core.frame_outputs import (
+from edgenode.core.outbound import (
     FrameResult,
     ModelInfoTemplate,
     boxes,

@@ -9,10 +9,10 @@ import numpy as np
 
 from edgenode.core.bytetrack import ByteTracker, TrackInfo
 from edgenode.core.detections import Detections
-from edgenode.core.frame_outputs import FrameResult, ModelInfoTemplate, StageTimes
-from edgenode.core.frame_stats import FrameStats
-from edgenode.core.frames import FrameRef
 from edgenode.core.geometry import InputGeometry
+from edgenode.core.ingest import FrameRef
+from edgenode.core.outbound import FrameResult, ModelInfoTemplate, StageTimes
+from edgenode.core.stats import FrameStats
 from edgenode.logs import get_logger
 from edgenode.node.model_loading import LoadedModel
 from edgenode.node.publishing import Publishers, StreamSize

@@ -10,7 +10,7 @@ import pytest
 
 from edgenode.adapters.dma_heap import HEAP_DIR, HeapAllocationError, SharedBuffer, heap_allocate
 from edgenode.adapters.dmabuf import DmaBufImporter
-from edgenode.core.frames import FrameRef
+from edgenode.core.ingest import FrameRef
 from edgenode.core.pixels import GREY, describe_frame
 from edgenode.messages import Header
 

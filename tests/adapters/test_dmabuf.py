@@ -12,7 +12,7 @@ import pytest
 from edgenode.adapters import dmabuf
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError
 from edgenode.core.colour import encode_rgb
-from edgenode.core.frames import FrameRef
+from edgenode.core.ingest import FrameRef
 from edgenode.core.pixels import YUYV, describe_frame
 from edgenode.core.preprocess import CpuPreprocessor
 from edgenode.core.tensors import TensorSpec

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgenode.core.colour import encode_rgb
-from edgenode.core.frames import FrameRef
+from edgenode.core.ingest import FrameRef
 from edgenode.core.pixels import YUYV, describe_frame, format_by_name
 from edgenode.messages import Header
 

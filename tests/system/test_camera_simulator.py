@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgenode.adapters.camera_frames import CameraFrames
+from edgenode.adapters.camera import CameraFrames
 from edgenode.adapters.dmabuf import DmaBufImporter
 from edgenode.adapters.zenoh_bus import ZenohBus
 from edgenode.config import ZenohSettings
-from edgenode.core.frames import decode_frame
+from edgenode.core.ingest import decode_frame
 from edgenode.core.pixels import FORMATS, GREY, NV12, RGB, YUYV, PixelFormat
 from edgenode.core.preprocess import CpuPreprocessor
 from edgenode.core.tensors import TensorSpec

@@ -17,7 +17,7 @@ from edgenode.core.annotations import (
     track_colour,
 )
 from edgenode.core.detections import Detections
-from edgenode.core.frame_outputs import FrameResult, StageTimes
+from edgenode.core.outbound import FrameResult, StageTimes
 
 STAMP = m.Time(10, 20)
 UUID = "ff8000aa-1111-4222-8333-444455556666"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import edgenode.messages as m
-from edgenode.core.frames import FrameRejected, decode_frame, frame_from_camera_frame, frame_from_dma_buffer
 from edgenode.core.geometry import InputGeometry
+from edgenode.core.ingest import FrameRejected, decode_frame, frame_from_camera_frame, frame_from_dma_buffer
 from edgenode.core.pixels import (
     FORMATS,
     GREY,

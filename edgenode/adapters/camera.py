@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError, ImportedFrame
 from edgenode.adapters.zenoh_bus import LatestSlot, Received, ZenohBus
-from edgenode.core.frames import FrameRef, FrameRejected, IngestStats, decode_frame
 from edgenode.core.geometry import InputGeometry
+from edgenode.core.ingest import FrameRef, FrameRejected, IngestStats, decode_frame
 from edgenode.core.preprocess import Preprocessor
 from edgenode.logs import get_logger
 

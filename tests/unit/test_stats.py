@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgenode.core.frame_outputs import StageTimes
-from edgenode.core.frame_stats import FrameStats
+from edgenode.core.outbound import StageTimes
+from edgenode.core.stats import FrameStats
 
 
 def test_report_means_maxima_and_restart() -> None:

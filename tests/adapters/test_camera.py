@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import edgenode.messages as m
-from edgenode.adapters.camera_frames import CameraFrames
+from edgenode.adapters.camera import CameraFrames
 from edgenode.adapters.zenoh_bus import LatestSlot, Received
 from edgenode.core.pixels import fourcc_code
 from tests.helpers.frame_producer import Producer

@@ -9,7 +9,7 @@ import pytest
 
 import edgenode.messages as m
 from edgenode.core.detections import Detections
-from edgenode.core.frame_outputs import (
+from edgenode.core.outbound import (
     LOADING_MODEL_NAME,
     FrameResult,
     ModelInfoTemplate,

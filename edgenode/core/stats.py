@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgenode.core.frame_outputs import StageTimes
+from edgenode.core.outbound import StageTimes
 
 STAGES = ("preprocess", "invoke", "decode", "track", "publish")
 
