@@ -15,122 +15,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from edgenode.core.colour import YUV_TO_RGB
-from edgenode.core.geometry import LETTERBOX_PAD, InputGeometry
+from edgenode.core.geometry import InputGeometry
+from edgenode.core.model_input import (
+    RESIZE_MODES,
+    FrameBuffer,
+    InputEncoding,
+    InputTarget,
+    ModelInput,
+    PreprocessError,
+    Preprocessor,
+)
 from edgenode.core.pixels import BGRA, GREY, NV12, RGB, RGBA, UYVY, YUYV, FrameLayout
 from edgenode.core.tensors import TensorSpec
 
-RESIZE_MODES = ("stretch", "letterbox")
+__all__ = ["RESIZE_MODES", "BandRunner", "CpuPreprocessor", "FrameBuffer", "InputEncoding", "InputTarget",
+           "PreprocessError", "Preprocessor", "run_in_turn"]
+
 _MAX_PERIOD = 4  # column patterns up to this period are copied as strided slices, not gathered
-
-
-class PreprocessError(ValueError):
-    """A model input or frame the preprocessor cannot handle."""
-
-
-class FrameBuffer(Protocol):
-    """A mapped camera frame: its layout, its bytes (from the buffer's first byte) and, for G2D, its address."""
-
-    @property
-    def layout(self) -> FrameLayout: ...
-
-    @property
-    def data(self) -> NDArray[np.uint8]: ...
-
-    def physical_address(self) -> int | None: ...
-
-
-class Preprocessor(Protocol):
-    """Fills ``out`` (default: its own ``tensor``; shape and dtype of ``spec``) from one frame.
-
-    ``run`` returns where the frame landed (for mapping boxes back) and writes every element of
-    the array, padding included, so callers may rotate several staging arrays.
-    """
-
-    name: str
-    spec: TensorSpec
-    tensor: NDArray[Any]
-
-    def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry: ...
-
-    def close(self) -> None: ...
-
-
-# --------------------------------------------------------------------------------------------
-# The model input: size, channel order and value encoding
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InputTarget:
-    """Size and channel axis of an image input tensor: ``(1, H, W, 3)`` (NHWC) or ``(1, 3, H, W)`` (NCHW)."""
-
-    height: int
-    width: int
-    channels_last: bool
-
-    @classmethod
-    def from_spec(cls, spec: TensorSpec) -> InputTarget:
-        shape = tuple(int(d) for d in spec.shape)
-        if len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and shape[1] > 0 and shape[2] > 0:
-            return cls(shape[1], shape[2], True)
-        if len(shape) == 4 and shape[0] == 1 and shape[1] == 3 and shape[2] > 0 and shape[3] > 0:
-            return cls(shape[2], shape[3], False)
-        raise PreprocessError(
-            f"model input {spec.name!r} has shape {list(shape)}; expected an RGB image [1, H, W, 3] or [1, 3, H, W]")
-
-    def channel(self, tensor: NDArray[Any], index: int) -> NDArray[Any]:
-        """The ``(H, W)`` view of channel ``index`` (R, G, B = 0, 1, 2)."""
-        return tensor[0, :, :, index] if self.channels_last else tensor[0, index]
-
-
-@dataclass(frozen=True)
-class InputEncoding:
-    """How a 0..255 pixel value becomes a tensor value.
-
-    ``kind``: ``float`` (v/255), ``uint8`` (as is), ``int8`` (v-128, the usual 1/255 and -128
-    quantisation) or ``table`` (any other per-tensor quantisation, through ``table``).
-    """
-
-    kind: str
-    dtype: np.dtype[Any]
-    table: NDArray[Any] | None = None
-
-    @classmethod
-    def from_spec(cls, spec: TensorSpec) -> InputEncoding:
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            return cls("float", dtype)
-        if dtype not in (np.dtype(np.uint8), np.dtype(np.int8)):
-            raise PreprocessError(f"model input {spec.name!r} has dtype {dtype}; supported: uint8, int8, float32, "
-                                  f"float16")
-        unit_scale = not spec.quantized or abs(spec.scale * 255.0 - 1.0) < 1e-3
-        if dtype == np.uint8 and unit_scale and spec.zero_point == 0:
-            return cls("uint8", dtype)
-        if dtype == np.int8 and (not spec.quantized or (unit_scale and spec.zero_point == -128)):
-            return cls("int8", dtype)  # unquantised int8 too: the reference feeds v - 128
-        if not spec.quantized:
-            raise PreprocessError(f"model input {spec.name!r} is {dtype} with zero point {spec.zero_point} "
-                                  f"but no scale")
-        info = np.iinfo(dtype)
-        values = np.rint(np.arange(256) / 255.0 / spec.scale) + spec.zero_point
-        return cls("table", dtype, np.clip(values, info.min, info.max).astype(dtype))
-
-    def encode(self, value: int) -> float | int:
-        """The tensor value of pixel value ``value`` (0..255)."""
-        if self.kind == "float":
-            return value / 255.0
-        if self.kind == "int8":
-            return value - 128
-        if self.kind == "table":
-            assert self.table is not None
-            return int(self.table[value])
-        return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,10 +304,10 @@ def _blend(first: NDArray[np.float32], second: NDArray[np.float32], weight: NDAr
 class _Band:
     """One horizontal band of the output: its sampling plan and its scratch buffers."""
 
-    def __init__(self, layout: FrameLayout, geometry: InputGeometry, band: slice, target: InputTarget,
-                 encoding: InputEncoding) -> None:
+    def __init__(self, layout: FrameLayout, geometry: InputGeometry, band: slice, model_input: ModelInput) -> None:
         self.plan = _Plan(layout, geometry, band)
-        self.target, self.encoding = target, encoding
+        self.input = model_input
+        self.encoding = model_input.encoding
         shape = self.plan.scratch.shape
         self.temp = np.empty(shape, np.float32)
         self.pixels = np.empty(shape, np.uint8)
@@ -438,24 +345,14 @@ class _Band:
                     np.add(self.temp, rounding, out=self.temp)
                 self._store(tensor, channel, self.temp)
 
-    def _region(self, tensor: NDArray[Any], channel: int) -> NDArray[Any]:
-        return self.target.channel(tensor, channel)[self.rows, self.columns]
-
     def _store(self, tensor: NDArray[Any], channel: int, value: NDArray[np.float32]) -> None:
         """Clip ``value`` (in the encoding's units, rounding offset added) and write it as channel ``channel``."""
-        kind = self.encoding.kind
-        if kind == "float":
-            np.clip(value, 0.0, 1.0, out=self._region(tensor, channel))
+        if self.encoding.kind == "float":  # unrounded: v/255 straight from the resampled value
+            np.clip(value, 0.0, 1.0, out=self.input.target.channel(tensor, channel)[self.rows, self.columns])
             return
         np.clip(value, 0.0, 255.0, out=value)
         np.copyto(self.pixels, value, casting="unsafe")  # contiguous float->u8 is fast; the strided write a copy
-        if kind == "uint8":
-            np.copyto(self._region(tensor, channel), self.pixels)
-        elif kind == "int8":  # v - 128 is v with its top bit flipped, read as int8
-            np.bitwise_xor(self.pixels, 0x80, out=self._region(tensor.view(np.uint8), channel))
-        else:
-            assert self.encoding.table is not None
-            np.take(self.encoding.table, self.pixels, out=self._region(tensor, channel))
+        self.input.write_pixels(tensor, channel, self.rows, self.columns, self.pixels)
 
 
 BandRunner = Callable[[list[Callable[[], None]]], None]
@@ -479,20 +376,14 @@ class CpuPreprocessor:
 
     def __init__(self, spec: TensorSpec, resize: str = "stretch", out: NDArray[Any] | None = None, *,
                  bands: int = 1, runner: BandRunner = run_in_turn, release: Callable[[], None] | None = None) -> None:
-        if resize not in RESIZE_MODES:
-            raise PreprocessError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        self.input = ModelInput(spec, resize)
         if not 1 <= bands <= 64:
             raise PreprocessError(f"bands must be 1..64, got {bands}")
         self.spec = spec
         self.resize = resize
-        self.target = InputTarget.from_spec(spec)
-        self.encoding = InputEncoding.from_spec(spec)
-        if out is None:
-            out = np.zeros(tuple(spec.shape), self.encoding.dtype)
-        elif out.shape != tuple(spec.shape) or out.dtype != self.encoding.dtype:
-            raise PreprocessError(f"output array is {out.shape} {out.dtype}, the model input is "
-                                  f"{tuple(spec.shape)} {self.encoding.dtype}")
-        self.tensor: NDArray[Any] = out
+        self.target = self.input.target
+        self.encoding = self.input.encoding
+        self.tensor: NDArray[Any] = self.input.new_tensor() if out is None else self.input.check(out)
         self.bands = bands
         self.runner = runner
         self._release = release
@@ -500,51 +391,23 @@ class CpuPreprocessor:
         self._geometry: InputGeometry | None = None
         self._bands: list[_Band] = []
 
-    def geometry_for(self, layout: FrameLayout) -> InputGeometry:
-        """Where a frame of ``layout`` lands in the input."""
-        build = InputGeometry.letterbox if self.resize == "letterbox" else InputGeometry.stretch
-        return build(layout.width, layout.height, self.target.width, self.target.height)
-
     def _prepare(self, layout: FrameLayout) -> InputGeometry:
         if layout != self._layout or self._geometry is None:
-            geometry = self.geometry_for(layout)
+            geometry = self.input.geometry_for(layout)
             edges = np.linspace(0, geometry.height, min(self.bands, geometry.height) + 1).round().astype(int)
-            self._bands = [_Band(layout, geometry, slice(int(a), int(b)), self.target, self.encoding)
-                           for a, b in pairwise(edges)]
+            self._bands = [_Band(layout, geometry, slice(int(a), int(b)), self.input) for a, b in pairwise(edges)]
             self._layout, self._geometry = layout, geometry
         return self._geometry
 
-    def output(self, out: NDArray[Any] | None) -> NDArray[Any]:
-        """``out``, checked against the model input, or the preprocessor's own tensor."""
-        if out is None:
-            return self.tensor
-        if out.shape != self.tensor.shape or out.dtype != self.tensor.dtype:
-            raise PreprocessError(f"output array is {out.shape} {out.dtype}, the model input is "
-                                  f"{self.tensor.shape} {self.tensor.dtype}")
-        return out
-
-    def pad(self, geometry: InputGeometry, tensor: NDArray[Any]) -> None:
-        """Fill the letterbox bands around the frame's rectangle with the padding value."""
-        if geometry.is_identity:
-            return
-        value = self.encoding.encode(LETTERBOX_PAD)
-        bottom, right = geometry.top + geometry.height, geometry.left + geometry.width
-        for channel in range(3):
-            plane = self.target.channel(tensor, channel)
-            plane[:geometry.top] = value
-            plane[bottom:] = value
-            plane[geometry.top:bottom, :geometry.left] = value
-            plane[geometry.top:bottom, right:] = value
-
     def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry:
         """Convert ``frame`` into ``out`` (default :attr:`tensor`); returns where the frame landed."""
-        tensor = self.output(out)
+        tensor = self.tensor if out is None else self.input.check(out)
         geometry = self._prepare(frame.layout)
         data = frame.data
         if data.dtype != np.uint8 or data.ndim != 1 or len(data) < frame.layout.end:
             raise PreprocessError(f"frame buffer of {len(data)} bytes is smaller than its layout "
                                   f"({frame.layout.end} bytes)")
-        self.pad(geometry, tensor)
+        self.input.pad(geometry, tensor)
         if len(self._bands) == 1:
             self._bands[0].convert(data, tensor)
         else:
