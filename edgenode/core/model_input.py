@@ -178,3 +178,29 @@ class ModelInput:
         else:
             assert self.encoding.table is not None
             np.take(self.encoding.table, pixels, out=out)
+
+    def direct_region(self, tensor: NDArray[Any], rows: slice, columns: slice) -> NDArray[np.uint8] | None:
+        """The ``(h, w, 3)`` region of ``tensor`` when 8-bit RGB can be written there as is (uint8 NHWC)."""
+        if self.encoding.kind != "uint8" or not self.target.channels_last:
+            return None
+        region: NDArray[np.uint8] = tensor[0, rows, columns, :]
+        return region
+
+    def write_image(self, tensor: NDArray[Any], rows: slice, columns: slice, rgb: NDArray[np.uint8]) -> None:
+        """Encode an ``(h, w, 3)`` 8-bit RGB image into ``tensor[rows, columns]`` (one pass when NHWC)."""
+        if not self.target.channels_last:
+            for channel in range(3):
+                self.write_pixels(tensor, channel, rows, columns, rgb[:, :, channel])
+            return
+        kind = self.encoding.kind
+        if kind == "int8":
+            np.bitwise_xor(rgb, 0x80, out=tensor.view(np.uint8)[0, rows, columns, :])
+            return
+        out = tensor[0, rows, columns, :]
+        if kind == "uint8":
+            np.copyto(out, rgb)
+        elif kind == "float":
+            np.multiply(rgb, np.float32(1.0 / 255.0), out=out, casting="unsafe")
+        else:
+            assert self.encoding.table is not None
+            np.take(self.encoding.table, rgb, out=out)
