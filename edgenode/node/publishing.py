@@ -17,16 +17,17 @@ from numpy.typing import NDArray
 
 from edgenode.adapters.zenoh_bus import Publication, ZenohBus
 from edgenode.config import NodeConfig
-from edgenode.core.annotations import frame_annotations, loading_annotations
+from edgenode.core.annotations import frame_annotations_cdr, loading_annotations
 from edgenode.core.outbound import (
+    NO_BOXES,
     FrameResult,
     ModelInfoTemplate,
-    boxes,
-    detect_message,
+    box_sequence,
+    detect_cdr,
     empty_detect,
     empty_mask,
     instance_masks,
-    model_message,
+    model_cdr,
 )
 from edgenode.core.semantic_masks import compressed, mask_message, slice_classes
 from edgenode.messages import (
@@ -100,18 +101,17 @@ class Publishers:
         detections = result.detections
         if detections.semantic_mask is not None and self._mask_worker is not None:
             self._mask_worker.submit(detections.semantic_mask)
-        box_list = boxes(result) if has_boxes and (self.detect or self.output) else None
+        box_cdr = box_sequence(result) if has_boxes and (self.detect or self.output) else NO_BOXES
         if has_boxes and self.detect is not None:
-            self.detect.put(encode(detect_message(result, box_list)))
+            self.detect.put(detect_cdr(result, box_cdr))
         if has_boxes and self.visual is not None:
-            self.visual.put(encode(frame_annotations(result, status=status, label_mode=self.label_mode,
-                                                     width=size.width, height=size.height)))
+            self.visual.put(frame_annotations_cdr(result, status=status, label_mode=self.label_mode,
+                                                  width=size.width, height=size.height))
         if self.output is not None:
             masks = instance_masks(detections)
             if detections.semantic_mask is not None:
                 masks.append(mask_message(detections.semantic_mask))
-            message = model_message(result, masks, box_list or [])
-            self.output.put(encode(message))
+            self.output.put(model_cdr(result, masks, box_cdr))
         if self.info is not None:
             self.info.put(info.encode_at(result.header.stamp))
 
