@@ -297,6 +297,17 @@ def _counted(text: str, unit: int) -> bytes:
     return _U32.pack(size) + data + bytes(-(-(size + 4) // unit) * unit - 4 - len(data))
 
 
+def counted_string(text: str, unit: int) -> bytes:
+    """One block of :func:`counted_strings` (cached the same way)."""
+    cache = _strings[unit]
+    block = cache.get(text)
+    if block is None:
+        if len(cache) >= _STRINGS_KEPT:
+            cache.clear()
+        block = cache[text] = _counted(text, unit)
+    return block
+
+
 def counted_strings(texts: Sequence[str], unit: int) -> tuple[np.ndarray, list[int]]:
     """CDR strings of ``texts`` as blocks that start ``unit``-aligned: the u32 length (NUL included),
     the UTF-8 bytes, the NUL, zeros to the next ``unit`` boundary. One row per text (an

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import edgenode.messages as m
+from edgenode.core import annotations, outbound
 from edgenode.core.annotations import frame_annotations, frame_annotations_cdr
 from edgenode.core.detections import Detections
 from edgenode.core.outbound import (
@@ -319,9 +320,22 @@ def frame_results(draw: st.DrawFn, max_boxes: int = 8) -> FrameResult:
     return FrameResult(draw(headers), Detections(boxes, scores, classes), labels, tracks, times)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FRAME_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]  # the fixture only picks a packing
+
+
+@pytest.fixture(params=["box by box", "all boxes at once"])
+def packing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the per-frame encoders lay out boxes: in Python for small frames, with numpy for big ones."""
+    small = 10**6 if request.param == "box by box" else -1
+    monkeypatch.setattr(outbound, "SMALL_FRAME", small)
+    monkeypatch.setattr(annotations, "SMALL_FRAME", small)
+    return str(request.param)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FRAME_CHECKS)
 @given(frame_results(), st.lists(masks, max_size=3))
-def test_frame_detect_and_model_match_the_message_encoders(result: FrameResult, mask_list: list[m.Mask]) -> None:
+def test_frame_detect_and_model_match_the_message_encoders(packing: str, result: FrameResult,
+                                                          mask_list: list[m.Mask]) -> None:
     detect = detect_message(result)
     boxes_cdr = box_sequence(result)
     assert detect_cdr(result, boxes_cdr) == detect_cdr(result) == encode(detect) == encode_with_pycdr2(detect)
@@ -332,11 +346,12 @@ def test_frame_detect_and_model_match_the_message_encoders(result: FrameResult, 
     assert model_cdr(result, mask_list, boxes_cdr) == encode(model) == encode_with_pycdr2(model)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=FRAME_CHECKS)
 @given(frame_results(), st.sampled_from(["label", "score", "label-score", "index", "track"]), text,
-       st.floats(1.0, 8192.0), st.floats(1.0, 8192.0))
-def test_frame_annotations_match_the_message_encoders(result: FrameResult, mode: str, status: str, width: float,
-                                                      height: float) -> None:
+       st.tuples(st.floats(1.0, 8192.0), st.floats(1.0, 8192.0)))
+def test_frame_annotations_match_the_message_encoders(packing: str, result: FrameResult, mode: str, status: str,
+                                                      size: tuple[float, float]) -> None:
+    width, height = size
     message = frame_annotations(result, status=status, label_mode=mode, width=width, height=height)
     ours = frame_annotations_cdr(result, status=status, label_mode=mode, width=width, height=height)
     assert ours == encode(message) == encode_with_pycdr2(message)
@@ -344,8 +359,8 @@ def test_frame_annotations_match_the_message_encoders(result: FrameResult, mode:
                                       texts=[r_text(t) for t in message.texts]).to_bytes()
 
 
-@pytest.mark.parametrize("count", [1, 50, 300])
-def test_busy_frames_with_ragged_labels_and_ids(count: int) -> None:
+@pytest.mark.parametrize("count", [1, 50, 300, 1500])
+def test_busy_frames_with_ragged_labels_and_ids(packing: str, count: int) -> None:
     rng = np.random.default_rng(count)
     xy = rng.uniform(0, 0.9, (count, 2)).astype(np.float32)
     labels = [["person", "car", "bicycle", "é", ""][i % 5] for i in range(count)]
@@ -360,7 +375,7 @@ def test_busy_frames_with_ragged_labels_and_ids(count: int) -> None:
                 == encode(frame_annotations(result, status="m.tflite", label_mode=mode, width=1920, height=1080)))
 
 
-def test_times_beyond_int32_seconds_are_refused() -> None:
+def test_times_beyond_int32_seconds_are_refused(packing: str) -> None:
     result = FrameResult(m.Header(m.Time(1, 2), ""), Detections(np.zeros((1, 4), np.float32),
                                                                np.zeros(1, np.float32), np.zeros(1, np.int32)),
                          ["a"], [_Track("x", 1, 2**31 * _NANOS)], StageTimes())
