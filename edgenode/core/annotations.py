@@ -11,7 +11,14 @@ import numpy as np
 
 from edgenode.core.outbound import FrameResult
 from edgenode.messages import Color, ImageAnnotations, Point2, PointsAnnotation, TextAnnotation, Time
-from edgenode.messages.compiled_cdr import HEADER, compiled, counted_string, counted_strings, ragged_rows
+from edgenode.messages.compiled_cdr import (
+    HEADER,
+    STRING_BLOCKS,
+    compiled,
+    counted_string,
+    counted_strings,
+    ragged_rows,
+)
 
 WHITE = Color(1.0, 1.0, 1.0, 1.0)
 TRANSPARENT = Color(0.0, 0.0, 0.0, 0.0)
@@ -198,8 +205,8 @@ def frame_annotations_cdr(result: FrameResult, *, status: str, label_mode: str, 
     if not count:
         return HEADER + points + texts
     if count <= SMALL_FRAME:
-        return b"".join((HEADER, points, *_small_boxes(result, fixed, label_mode, class_indices, (width, height)),
-                         texts, *_small_texts(result, fixed, label_mode, class_indices, (width, height))))
+        outlines_cdr, texts_cdr = _small_boxes(result, fixed, label_mode, class_indices, (width, height))
+        return b"".join((HEADER, points, *outlines_cdr, texts, *texts_cdr))
     outlines, box_texts = [], []
     for start in range(0, count, _ROWS):
         part = slice(start, min(start + _ROWS, count))
@@ -234,10 +241,10 @@ def _boxes(result: FrameResult, part: slice, fixed: _Fixed, label_mode: str, cla
 SMALL_FRAME = 64
 """Up to this many boxes the outlines and texts are packed box by box in Python (less fixed cost);
 beyond it every box at once with numpy (less cost per box): measured, BENCHMARKS.md. Same bytes."""
-_OUTLINE_HEAD = struct.Struct("<iIB3xI8d")  # stamp, type, point count, the four corners
-_COLOURS_COUNT_BYTES = struct.pack("<I4x", 4)
+# A box's PointsAnnotation (8-aligned): stamp, type, point count, the four corners, the outline
+# colour, the colour count, the four outline colours, then the fill colour and thickness.
+_OUTLINE = struct.Struct("<iIB3xI8d32sI4x128s40s")
 _FILL_AND_THICKNESS = struct.pack("<5d", 0.0, 0.0, 0.0, 0.0, LINE_THICKNESS)
-_TEXT_HEAD = struct.Struct("<iI2d")  # stamp, position
 
 
 def _small_colours(result: FrameResult) -> list[bytes]:
@@ -256,31 +263,35 @@ def _small_colours(result: FrameResult) -> list[bytes]:
     return out
 
 
+def _text_struct(block_bytes: int) -> struct.Struct:
+    """One box's TextAnnotation: stamp, position, the text's string block, font size, colours."""
+    found = _text_structs.get(block_bytes)
+    if found is None:
+        found = _text_structs[block_bytes] = struct.Struct(f"<iI2d{block_bytes}s8s32s32s")
+    return found
+
+
+_text_structs: dict[int, struct.Struct] = {}
+
+
 def _small_boxes(result: FrameResult, fixed: _Fixed, label_mode: str, class_indices: Sequence[int] | None,
-                 size: tuple[float, float]) -> list[bytes]:
-    """The box outlines of a small frame, box by box."""
-    del fixed, label_mode, class_indices
+                 size: tuple[float, float]) -> tuple[list[bytes], list[bytes]]:
+    """The box outlines and the box texts of a small frame, box by box."""
     width, height = size
     stamp = result.header.stamp
-    parts: list[bytes] = []
-    for (x1, y1, x2, y2), colour in zip(result.detections.boxes.tolist(), _small_colours(result), strict=True):
-        left, top, right, bottom = x1 * width, y1 * height, x2 * width, y2 * height
-        parts += (_OUTLINE_HEAD.pack(stamp.sec, stamp.nanosec, PointsAnnotation.LINE_LOOP, 4, left, top, right, top,
-                                     right, bottom, left, bottom),
-                  colour, _COLOURS_COUNT_BYTES, colour * 4, _FILL_AND_THICKNESS)
-    return parts
-
-
-def _small_texts(result: FrameResult, fixed: _Fixed, label_mode: str, class_indices: Sequence[int] | None,
-                 size: tuple[float, float]) -> list[bytes]:
-    """The box texts of a small frame, box by box."""
-    width, height = size
-    stamp = result.header.stamp
+    sec, nanosec = stamp.sec, stamp.nanosec
     font, background = fixed.font_size[0].tobytes(), fixed.background[0].tobytes()
-    parts: list[bytes] = []
-    for (x1, y1, _, _), text, colour in zip(result.detections.boxes.tolist(),
-                                            _texts_of(result, label_mode, class_indices), _small_colours(result),
-                                            strict=True):
-        parts += (_TEXT_HEAD.pack(stamp.sec, stamp.nanosec, x1 * width, y1 * height), counted_string(text, 8), font,
-                  colour, background)
-    return parts
+    outline = _OUTLINE.pack
+    blocks, structs = STRING_BLOCKS[8], _text_structs
+    outlines: list[bytes] = []
+    texts: list[bytes] = []
+    for (x1, y1, x2, y2), text, colour in zip(result.detections.boxes.tolist(),
+                                              _texts_of(result, label_mode, class_indices), _small_colours(result),
+                                              strict=True):
+        left, top, right, bottom = x1 * width, y1 * height, x2 * width, y2 * height
+        outlines.append(outline(sec, nanosec, PointsAnnotation.LINE_LOOP, 4, left, top, right, top, right, bottom,
+                                left, bottom, colour, 4, colour * 4, _FILL_AND_THICKNESS))
+        block = blocks.get(text) or counted_string(text, 8)
+        text_struct = structs.get(len(block)) or _text_struct(len(block))
+        texts.append(text_struct.pack(sec, nanosec, left, top, block, font, colour, background))
+    return outlines, texts

@@ -33,7 +33,7 @@ _NANOS = 1_000_000_000
 _I32 = (-(2**31), 2**31 - 1)
 NO_BOXES = _U32.pack(0)
 """The CDR of an empty box sequence."""
-_NO_TRACK = _U32.pack(1) + bytes(4)  # the empty track id
+_NO_TRACK = _U32.pack(1) + bytes(4)  # the empty track id's string block
 
 
 _DTYPE_CODES = {
@@ -241,9 +241,6 @@ def _track_columns(result: FrameResult) -> tuple[Sequence[str], bytes]:
 SMALL_FRAME = 128
 """Up to this many boxes the boxes are packed box by box in Python (less fixed cost); beyond it
 every box at once with numpy (less cost per box): measured, BENCHMARKS.md. The same bytes."""
-_BOX_SIZES = struct.Struct("<4f")
-_BOX_SCORE = struct.Struct("<3f")
-_BOX_TRACK = struct.Struct("<iiI")
 
 
 def box_sequence(result: FrameResult) -> bytes:
@@ -278,6 +275,18 @@ def box_sequence(result: FrameResult) -> bytes:
     return _U32.pack(count) + body.tobytes()
 
 
+def _box_struct(label_bytes: int, id_bytes: int) -> struct.Struct:
+    """One Box: centre and size, the label's string block, score, distance, speed, the track id's
+    string block, lifetime and created (cached per pair of string block sizes)."""
+    found = _box_structs.get((label_bytes, id_bytes))
+    if found is None:
+        found = _box_structs[label_bytes, id_bytes] = struct.Struct(f"<4f{label_bytes}s3f{id_bytes}siiI")
+    return found
+
+
+_box_structs: dict[tuple[int, int], struct.Struct] = {}
+
+
 def _small_box_sequence(result: FrameResult) -> bytes:
     """:func:`box_sequence` box by box (float64 centre and size packed to float32, as the message encoder does)."""
     stamp = result.header.stamp
@@ -287,18 +296,22 @@ def _small_box_sequence(result: FrameResult) -> bytes:
     try:
         for (x1, y1, x2, y2), label, score, info in zip(result.detections.boxes.tolist(), result.labels,
                                                         result.detections.scores.tolist(), tracks, strict=False):
-            parts.append(_BOX_SIZES.pack((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1))
-            parts.append(counted_string(label, 4))
-            parts.append(_BOX_SCORE.pack(score, 0.0, 0.0))
+            label_block = counted_string(label, 4)
             if info is None:
-                parts.append(_NO_TRACK)
-                parts.append(_BOX_TRACK.pack(1, stamp.sec, stamp.nanosec))
+                parts.append(_box_struct(len(label_block), 8).pack(
+                    (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0, _NO_TRACK, 1,
+                    stamp.sec, stamp.nanosec))
             else:
-                parts.append(counted_string(info.id, 4))
-                parts.append(_BOX_TRACK.pack(info.lifetime, *divmod(info.created_ns, _NANOS)))
+                id_block = counted_string(info.id, 4)
+                sec, nanosec = divmod(info.created_ns, _NANOS)
+                parts.append(_box_struct(len(label_block), len(id_block)).pack(
+                    (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0, id_block,
+                    info.lifetime, sec, nanosec))
     except (struct.error, OverflowError):
         raise ValueError("a track lifetime or creation time does not fit int32") from None
     return b"".join(parts)
+
+
 def _split(result: FrameResult, size: int) -> Iterable[FrameResult]:
     """``result`` in parts of at most ``size`` boxes (sequences longer than the encoder's scratch)."""
     for start in range(0, len(result.detections), size):

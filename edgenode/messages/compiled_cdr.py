@@ -288,7 +288,8 @@ def pad_to(out: bytearray, alignment: int) -> None:
 
 
 _STRINGS_KEPT = 4096
-_strings: dict[int, dict[str, bytes]] = {4: {}, 8: {}}
+STRING_BLOCKS: dict[int, dict[str, bytes]] = {4: {}, 8: {}}
+"""Cached CDR string blocks per alignment unit (see :func:`counted_strings`)."""
 
 
 def _counted(text: str, unit: int) -> bytes:
@@ -299,7 +300,7 @@ def _counted(text: str, unit: int) -> bytes:
 
 def counted_string(text: str, unit: int) -> bytes:
     """One block of :func:`counted_strings` (cached the same way)."""
-    cache = _strings[unit]
+    cache = STRING_BLOCKS[unit]
     block = cache.get(text)
     if block is None:
         if len(cache) >= _STRINGS_KEPT:
@@ -315,7 +316,7 @@ def counted_strings(texts: Sequence[str], unit: int) -> tuple[np.ndarray, list[i
 
     Blocks are cached (labels and track ids recur from frame to frame; emptied at 4096 entries).
     """
-    cache = _strings[unit]
+    cache = STRING_BLOCKS[unit]
     looked_up = list(map(cache.get, texts))
     if None in looked_up:
         if len(cache) >= _STRINGS_KEPT:
