@@ -21,13 +21,12 @@ import numpy as np
 from common import cpu_model, header, interleaved, load_average, table
 
 import edgenode.messages as m
-from edgenode.core.annotations import frame_annotations, frame_annotations_cdr
+from edgenode.core.annotations import boxes_and_annotations_cdr, frame_annotations, frame_annotations_cdr
 from edgenode.core.detections import Detections
 from edgenode.core.outbound import (
     FrameResult,
     ModelInfoTemplate,
     StageTimes,
-    box_sequence,
     detect_cdr,
     detect_message,
     model_cdr,
@@ -138,10 +137,10 @@ def main(argv: list[str]) -> str:
         def annotations(f: FrameResult = frame) -> bytes:
             return frame_annotations_cdr(f, status="yolov8s.tflite", label_mode="label", width=WIDTH, height=HEIGHT)
 
-        def whole_frame(f: FrameResult = frame) -> None:
-            boxes_cdr = box_sequence(f)
+        def whole_frame(f: FrameResult = frame) -> None:  # as node/publishing.py does it
+            boxes_cdr, _ = boxes_and_annotations_cdr(f, status="yolov8s.tflite", label_mode="label", width=WIDTH,
+                                                     height=HEIGHT)
             detect_cdr(f, boxes_cdr)
-            annotations(f)
             info.encode_at(f.header.stamp)
 
         objects = {

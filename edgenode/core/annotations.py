@@ -9,7 +9,8 @@ from typing import cast
 
 import numpy as np
 
-from edgenode.core.outbound import FrameResult
+from edgenode.core import outbound
+from edgenode.core.outbound import FrameResult, TrackLike
 from edgenode.messages import Color, ImageAnnotations, Point2, PointsAnnotation, TextAnnotation, Time
 from edgenode.messages.compiled_cdr import (
     HEADER,
@@ -156,6 +157,15 @@ class _Fixed:
 _fixed: dict[tuple[str, float, float], _Fixed] = {}
 
 
+def _fixed_for(status: str, width: float, height: float) -> _Fixed:
+    fixed = _fixed.get((status, width, height))
+    if fixed is None:
+        if len(_fixed) >= 64:
+            _fixed.clear()
+        fixed = _fixed[status, width, height] = _Fixed(status, width, height)
+    return fixed
+
+
 def _colour_bytes(track_id: str) -> bytes:
     colour = track_colour(track_id)
     return struct.pack("<4d", colour.r, colour.g, colour.b, colour.a)
@@ -194,11 +204,7 @@ def _texts_of(result: FrameResult, label_mode: str, class_indices: Sequence[int]
 def frame_annotations_cdr(result: FrameResult, *, status: str, label_mode: str, width: float, height: float,
                           class_indices: Sequence[int] | None = None) -> bytes:
     """CDR of :func:`frame_annotations` with the same arguments, every box laid out at once."""
-    fixed = _fixed.get((status, width, height))
-    if fixed is None:
-        if len(_fixed) >= 64:
-            _fixed.clear()
-        fixed = _fixed[status, width, height] = _Fixed(status, width, height)
+    fixed = _fixed_for(status, width, height)
     stamp = result.header.stamp
     count = len(result.detections)
     points, texts = fixed.stamped(stamp, count)
@@ -295,3 +301,81 @@ def _small_boxes(result: FrameResult, fixed: _Fixed, label_mode: str, class_indi
         text_struct = structs.get(len(block)) or _text_struct(len(block))
         texts.append(text_struct.pack(sec, nanosec, left, top, block, font, colour, background))
     return outlines, texts
+
+
+def boxes_and_annotations_cdr(result: FrameResult, *, status: str, label_mode: str, width: float, height: float,
+                              class_indices: Sequence[int] | None = None) -> tuple[bytes, bytes]:
+    """(:func:`~edgenode.core.outbound.box_sequence`, :func:`frame_annotations_cdr`) of one frame, for a
+    node publishing both: a small frame's boxes are read once for both (the same bytes as the two calls)."""
+    count = len(result.detections)
+    if count == 0 or count > min(SMALL_FRAME, outbound.SMALL_FRAME):
+        return (outbound.box_sequence(result),
+                frame_annotations_cdr(result, status=status, label_mode=label_mode, width=width, height=height,
+                                      class_indices=class_indices))
+    fixed = _fixed_for(status, width, height)
+    stamp = result.header.stamp
+    sec, nanosec = stamp.sec, stamp.nanosec
+    font, background = fixed.font_size[0].tobytes(), fixed.background[0].tobytes()
+    outline, box_structs = _OUTLINE.pack, outbound.BOX_STRUCTS
+    labels, eights, track_parts = _label_parts, STRING_BLOCKS[8], _track_parts
+    boxes: list[bytes] = [_U32.pack(count)]
+    outlines: list[bytes] = []
+    texts: list[bytes] = []
+    tracks: Sequence[TrackLike | None] | repeat[None] = (result.tracks if result.tracks is not None
+                                                         else repeat(None, count))
+    try:
+        for (x1, y1, x2, y2), label, score, info, text in zip(
+                result.detections.boxes.tolist(), result.labels, result.detections.scores.tolist(), tracks,
+                _texts_of(result, label_mode, class_indices), strict=False):
+            label_block, label_text, label_struct = labels.get(label) or _remember_label(label)
+            if info is None:
+                id_block, colour, colours = _UNTRACKED_PARTS
+                lifetime, created_sec, created_nanosec = 1, sec, nanosec
+            else:
+                id_block, colour, colours = track_parts.get(info.id) or _remember_track(info.id)
+                lifetime = info.lifetime
+                created_sec, created_nanosec = divmod(info.created_ns, 1_000_000_000)
+            box = box_structs.get((len(label_block), len(id_block))) or outbound.box_struct(len(label_block),
+                                                                                            len(id_block))
+            boxes.append(box.pack((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0,
+                                  id_block, lifetime, created_sec, created_nanosec))
+            left, top, right, bottom = x1 * width, y1 * height, x2 * width, y2 * height
+            outlines.append(outline(sec, nanosec, PointsAnnotation.LINE_LOOP, 4, left, top, right, top, right,
+                                    bottom, left, bottom, colour, 4, colours, _FILL_AND_THICKNESS))
+            if text is not label:
+                block = eights.get(text) or counted_string(text, 8)
+                label_text, label_struct = block, _text_struct(len(block))
+            texts.append(label_struct.pack(sec, nanosec, left, top, label_text, font, colour, background))
+    except (struct.error, OverflowError):
+        raise ValueError("a track lifetime or creation time does not fit int32") from None
+    points, texts_head = fixed.stamped(stamp, count)
+    return b"".join(boxes), b"".join((HEADER, points, *outlines, texts_head, *texts))
+
+
+_PARTS_KEPT = 4096
+_label_parts: dict[str, tuple[bytes, bytes, struct.Struct]] = {}  # label -> its string blocks (4, 8), text layout
+_track_parts: dict[str, tuple[bytes, bytes, bytes]] = {}  # track id -> its string block, colour, colour x 4
+_UNTRACKED_PARTS = (outbound.NO_TRACK_ID, _WHITE_BYTES, _WHITE_BYTES * 4)
+
+
+def _remember_label(label: str) -> tuple[bytes, bytes, struct.Struct]:
+    if len(_label_parts) >= _PARTS_KEPT:
+        _label_parts.clear()
+    text = counted_string(label, 8)
+    parts = _label_parts[label] = (counted_string(label, 4), text, _text_struct(len(text)))
+    return parts
+
+
+def _remember_track(track_id: str) -> tuple[bytes, bytes, bytes]:
+    if len(_track_parts) >= _PARTS_KEPT:
+        _track_parts.clear()
+    colour = _colour_bytes(track_id)
+    parts = _track_parts[track_id] = (counted_string(track_id, 4), colour, colour * 4)
+    return parts
+
+
+def _remember_colour(track_id: str) -> bytes:
+    if len(_colours) >= _COLOURS_KEPT:
+        _colours.clear()
+    colour = _colours[track_id] = _colour_bytes(track_id)
+    return colour

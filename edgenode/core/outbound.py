@@ -27,13 +27,13 @@ LOADING_MODEL_NAME = "Loading Model..."
 _STAMP = struct.Struct("<iI")
 _STAMP_OFFSET = 4  # ModelInfo starts with its header's stamp, right after the CDR header
 _U32 = struct.Struct("<I")
-_THREE_TIMES = struct.Struct("<iIiIiI")
+_STAMP_AND_THREE_TIMES = struct.Struct("<iIiIiIiI")
 _FOUR_TIMES = struct.Struct("<iIiIiIiI")
 _NANOS = 1_000_000_000
 _I32 = (-(2**31), 2**31 - 1)
 NO_BOXES = _U32.pack(0)
 """The CDR of an empty box sequence."""
-_NO_TRACK = _U32.pack(1) + bytes(4)  # the empty track id's string block
+NO_TRACK_ID = _U32.pack(1) + bytes(4)  # the empty track id's string block
 
 
 _DTYPE_CODES = {
@@ -275,16 +275,17 @@ def box_sequence(result: FrameResult) -> bytes:
     return _U32.pack(count) + body.tobytes()
 
 
-def _box_struct(label_bytes: int, id_bytes: int) -> struct.Struct:
+def box_struct(label_bytes: int, id_bytes: int) -> struct.Struct:
     """One Box: centre and size, the label's string block, score, distance, speed, the track id's
     string block, lifetime and created (cached per pair of string block sizes)."""
-    found = _box_structs.get((label_bytes, id_bytes))
+    found = BOX_STRUCTS.get((label_bytes, id_bytes))
     if found is None:
-        found = _box_structs[label_bytes, id_bytes] = struct.Struct(f"<4f{label_bytes}s3f{id_bytes}siiI")
+        found = BOX_STRUCTS[label_bytes, id_bytes] = struct.Struct(f"<4f{label_bytes}s3f{id_bytes}siiI")
     return found
 
 
-_box_structs: dict[tuple[int, int], struct.Struct] = {}
+BOX_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+"""The cached :func:`box_struct` layouts."""
 
 
 def _small_box_sequence(result: FrameResult) -> bytes:
@@ -298,13 +299,13 @@ def _small_box_sequence(result: FrameResult) -> bytes:
                                                         result.detections.scores.tolist(), tracks, strict=False):
             label_block = counted_string(label, 4)
             if info is None:
-                parts.append(_box_struct(len(label_block), 8).pack(
-                    (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0, _NO_TRACK, 1,
+                parts.append(box_struct(len(label_block), 8).pack(
+                    (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0, NO_TRACK_ID, 1,
                     stamp.sec, stamp.nanosec))
             else:
                 id_block = counted_string(info.id, 4)
                 sec, nanosec = divmod(info.created_ns, _NANOS)
-                parts.append(_box_struct(len(label_block), len(id_block)).pack(
+                parts.append(box_struct(len(label_block), len(id_block)).pack(
                     (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0, id_block,
                     info.lifetime, sec, nanosec))
     except (struct.error, OverflowError):
@@ -320,15 +321,33 @@ def _split(result: FrameResult, size: int) -> Iterable[FrameResult]:
                           None if result.tracks is None else result.tracks[start:start + size], result.times)
 
 
+def _frame_id_block(frame_id: str) -> bytes:
+    """A header's frame_id string padded to 4 (the stamp before it is 8 bytes), cached."""
+    block = _frame_ids.get(frame_id)
+    if block is None:
+        if len(_frame_ids) >= 64:
+            _frame_ids.clear()
+        out = bytearray(HEADER)
+        compiled(Header)(out, Header(Time(0, 0), frame_id))
+        pad_to(out, 4)
+        block = _frame_ids[frame_id] = bytes(out[len(HEADER) + 8:])  # after the stamp
+    return block
+
+
+_frame_ids: dict[str, bytes] = {}
+
+
 def detect_cdr(result: FrameResult, boxes_cdr: bytes | None = None) -> bytes:
     """CDR of :func:`detect_message` (``boxes_cdr``: :func:`box_sequence` of ``result``, if already built)."""
-    out = bytearray(HEADER)
-    compiled(Header)(out, result.header)
-    pad_to(out, 4)
-    times = result.times
-    out += _THREE_TIMES.pack(*_seconds(times.preprocess_ns), *_seconds(times.invoke_ns), *_seconds(times.post_ns))
-    out += box_sequence(result) if boxes_cdr is None else boxes_cdr
-    return bytes(out)
+    header, times = result.header, result.times
+    try:
+        stamp_and_times = _STAMP_AND_THREE_TIMES.pack(
+            header.stamp.sec, header.stamp.nanosec, *divmod(times.preprocess_ns, _NANOS),
+            *divmod(times.invoke_ns, _NANOS), *divmod(times.post_ns, _NANOS))
+    except struct.error:
+        raise ValueError("a stamp or stage time does not fit a ROS 2 Time (int32 seconds)") from None
+    return b"".join((HEADER, stamp_and_times[:8], _frame_id_block(header.frame_id), stamp_and_times[8:],
+                     box_sequence(result) if boxes_cdr is None else boxes_cdr))
 
 
 def model_cdr(result: FrameResult, masks: Sequence[Mask], boxes_cdr: bytes | None = None) -> bytes:

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from edgenode.adapters.zenoh_bus import Publication, ZenohBus
 from edgenode.config import NodeConfig
-from edgenode.core.annotations import frame_annotations_cdr, loading_annotations
+from edgenode.core.annotations import boxes_and_annotations_cdr, frame_annotations_cdr, loading_annotations
 from edgenode.core.outbound import (
     NO_BOXES,
     FrameResult,
@@ -101,12 +101,19 @@ class Publishers:
         detections = result.detections
         if detections.semantic_mask is not None and self._mask_worker is not None:
             self._mask_worker.submit(detections.semantic_mask)
-        box_cdr = box_sequence(result) if has_boxes and (self.detect or self.output) else NO_BOXES
+        box_cdr, visual_cdr = NO_BOXES, b""
+        if has_boxes and self.visual is not None and (self.detect or self.output):  # one pass over the boxes
+            box_cdr, visual_cdr = boxes_and_annotations_cdr(result, status=status, label_mode=self.label_mode,
+                                                            width=size.width, height=size.height)
+        elif has_boxes and self.visual is not None:
+            visual_cdr = frame_annotations_cdr(result, status=status, label_mode=self.label_mode, width=size.width,
+                                               height=size.height)
+        elif has_boxes and (self.detect or self.output):
+            box_cdr = box_sequence(result)
         if has_boxes and self.detect is not None:
             self.detect.put(detect_cdr(result, box_cdr))
         if has_boxes and self.visual is not None:
-            self.visual.put(frame_annotations_cdr(result, status=status, label_mode=self.label_mode,
-                                                  width=size.width, height=size.height))
+            self.visual.put(visual_cdr)
         if self.output is not None:
             masks = instance_masks(detections)
             if detections.semantic_mask is not None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import edgenode.messages as m
 from edgenode.core import annotations, outbound
-from edgenode.core.annotations import frame_annotations, frame_annotations_cdr
+from edgenode.core.annotations import boxes_and_annotations_cdr, frame_annotations, frame_annotations_cdr
 from edgenode.core.detections import Detections
 from edgenode.core.outbound import (
     FrameResult,
@@ -355,6 +355,8 @@ def test_frame_annotations_match_the_message_encoders(packing: str, result: Fram
     message = frame_annotations(result, status=status, label_mode=mode, width=width, height=height)
     ours = frame_annotations_cdr(result, status=status, label_mode=mode, width=width, height=height)
     assert ours == encode(message) == encode_with_pycdr2(message)
+    assert boxes_and_annotations_cdr(result, status=status, label_mode=mode, width=width, height=height) == (
+        box_sequence(result), ours)
     assert ours == rf.ImageAnnotation(circles=[], points=[r_points(p) for p in message.points],
                                       texts=[r_text(t) for t in message.texts]).to_bytes()
 
@@ -371,8 +373,10 @@ def test_busy_frames_with_ragged_labels_and_ids(packing: str, count: int) -> Non
                                     np.arange(count, dtype=np.int32)), labels, tracks, StageTimes(1, 2, 3, 4, 5))
     assert detect_cdr(result) == encode(detect_message(result))
     for mode in ("label", "track", "label-score"):
-        assert (frame_annotations_cdr(result, status="m.tflite", label_mode=mode, width=1920, height=1080)
-                == encode(frame_annotations(result, status="m.tflite", label_mode=mode, width=1920, height=1080)))
+        expected = encode(frame_annotations(result, status="m.tflite", label_mode=mode, width=1920, height=1080))
+        assert frame_annotations_cdr(result, status="m.tflite", label_mode=mode, width=1920, height=1080) == expected
+        assert boxes_and_annotations_cdr(result, status="m.tflite", label_mode=mode, width=1920, height=1080) == (
+            box_sequence(result), expected)
 
 
 def test_times_beyond_int32_seconds_are_refused(packing: str) -> None:
