@@ -276,8 +276,7 @@ class G2DPreprocessor:
     def _copy_rgb(self, geometry: InputGeometry, tensor: NDArray[Any]) -> None:
         rows = slice(geometry.top, geometry.top + geometry.height)
         columns = slice(geometry.left, geometry.left + geometry.width)
-        for channel in range(3):
-            self.input.write_pixels(tensor, channel, rows, columns, self.rgba[rows, columns, channel])
+        self.input.write_image(tensor, rows, columns, self.rgba[rows, columns, :3])
 
     def close(self) -> None:
         """Release the G2D handle and the output buffer."""

@@ -211,8 +211,7 @@ def frame_annotations_cdr(result: FrameResult, *, status: str, label_mode: str, 
     if not count:
         return HEADER + points + texts
     if count <= SMALL_FRAME:
-        outlines_cdr, texts_cdr = _small_boxes(result, fixed, label_mode, class_indices, (width, height))
-        return b"".join((HEADER, points, *outlines_cdr, texts, *texts_cdr))
+        return _one_pass(result, fixed, label_mode, class_indices, (width, height))[1]
     outlines, box_texts = [], []
     for start in range(0, count, _ROWS):
         part = slice(start, min(start + _ROWS, count))
@@ -253,22 +252,6 @@ _OUTLINE = struct.Struct("<iIB3xI8d32sI4x128s40s")
 _FILL_AND_THICKNESS = struct.pack("<5d", 0.0, 0.0, 0.0, 0.0, LINE_THICKNESS)
 
 
-def _small_colours(result: FrameResult) -> list[bytes]:
-    tracks = result.tracks
-    if tracks is None:
-        return [_WHITE_BYTES] * len(result.detections)
-    out = []
-    for info in tracks:
-        track_id = "" if info is None else info.id
-        colour = _colours.get(track_id)
-        if colour is None:
-            if len(_colours) >= _COLOURS_KEPT:
-                _colours.clear()
-            colour = _colours[track_id] = _colour_bytes(track_id)
-        out.append(colour)
-    return out
-
-
 def _text_struct(block_bytes: int) -> struct.Struct:
     """One box's TextAnnotation: stamp, position, the text's string block, font size, colours."""
     found = _text_structs.get(block_bytes)
@@ -280,29 +263,6 @@ def _text_struct(block_bytes: int) -> struct.Struct:
 _text_structs: dict[int, struct.Struct] = {}
 
 
-def _small_boxes(result: FrameResult, fixed: _Fixed, label_mode: str, class_indices: Sequence[int] | None,
-                 size: tuple[float, float]) -> tuple[list[bytes], list[bytes]]:
-    """The box outlines and the box texts of a small frame, box by box."""
-    width, height = size
-    stamp = result.header.stamp
-    sec, nanosec = stamp.sec, stamp.nanosec
-    font, background = fixed.font_size[0].tobytes(), fixed.background[0].tobytes()
-    outline = _OUTLINE.pack
-    blocks, structs = STRING_BLOCKS[8], _text_structs
-    outlines: list[bytes] = []
-    texts: list[bytes] = []
-    for (x1, y1, x2, y2), text, colour in zip(result.detections.boxes.tolist(),
-                                              _texts_of(result, label_mode, class_indices), _small_colours(result),
-                                              strict=True):
-        left, top, right, bottom = x1 * width, y1 * height, x2 * width, y2 * height
-        outlines.append(outline(sec, nanosec, PointsAnnotation.LINE_LOOP, 4, left, top, right, top, right, bottom,
-                                left, bottom, colour, 4, colour * 4, _FILL_AND_THICKNESS))
-        block = blocks.get(text) or counted_string(text, 8)
-        text_struct = structs.get(len(block)) or _text_struct(len(block))
-        texts.append(text_struct.pack(sec, nanosec, left, top, block, font, colour, background))
-    return outlines, texts
-
-
 def boxes_and_annotations_cdr(result: FrameResult, *, status: str, label_mode: str, width: float, height: float,
                               class_indices: Sequence[int] | None = None) -> tuple[bytes, bytes]:
     """(:func:`~edgenode.core.outbound.box_sequence`, :func:`frame_annotations_cdr`) of one frame, for a
@@ -312,7 +272,14 @@ def boxes_and_annotations_cdr(result: FrameResult, *, status: str, label_mode: s
         return (outbound.box_sequence(result),
                 frame_annotations_cdr(result, status=status, label_mode=label_mode, width=width, height=height,
                                       class_indices=class_indices))
-    fixed = _fixed_for(status, width, height)
+    return _one_pass(result, _fixed_for(status, width, height), label_mode, class_indices, (width, height))
+
+
+def _one_pass(result: FrameResult, fixed: _Fixed, label_mode: str, class_indices: Sequence[int] | None,
+              size: tuple[float, float]) -> tuple[bytes, bytes]:
+    """Box sequence and annotations of a frame with boxes, box by box in Python, each box read once."""
+    count = len(result.detections)
+    width, height = size
     stamp = result.header.stamp
     sec, nanosec = stamp.sec, stamp.nanosec
     font, background = fixed.font_size[0].tobytes(), fixed.background[0].tobytes()
@@ -372,10 +339,3 @@ def _remember_track(track_id: str) -> tuple[bytes, bytes, bytes]:
     colour = _colour_bytes(track_id)
     parts = _track_parts[track_id] = (counted_string(track_id, 4), colour, colour * 4)
     return parts
-
-
-def _remember_colour(track_id: str) -> bytes:
-    if len(_colours) >= _COLOURS_KEPT:
-        _colours.clear()
-    colour = _colours[track_id] = _colour_bytes(track_id)
-    return colour
