@@ -283,36 +283,35 @@ def _one_pass(result: FrameResult, fixed: _Fixed, label_mode: str, class_indices
     stamp = result.header.stamp
     sec, nanosec = stamp.sec, stamp.nanosec
     font, background = fixed.font_size[0].tobytes(), fixed.background[0].tobytes()
-    outline, box_structs = _OUTLINE.pack, outbound.BOX_STRUCTS
-    labels, eights, track_parts = _label_parts, STRING_BLOCKS[8], _track_parts
+    outline, labels, eights, track_parts = _OUTLINE.pack, _label_parts, STRING_BLOCKS[8], _track_parts
     boxes: list[bytes] = [_U32.pack(count)]
     outlines: list[bytes] = []
     texts: list[bytes] = []
+    add_box, add_outline, add_text = boxes.append, outlines.append, texts.append
     tracks: Sequence[TrackLike | None] | repeat[None] = (result.tracks if result.tracks is not None
                                                          else repeat(None, count))
     try:
         for (x1, y1, x2, y2), label, score, info, text in zip(
                 result.detections.boxes.tolist(), result.labels, result.detections.scores.tolist(), tracks,
                 _texts_of(result, label_mode, class_indices), strict=False):
-            label_block, label_text, label_struct = labels.get(label) or _remember_label(label)
+            label_block, label_text, label_struct, box_structs = labels.get(label) or _remember_label(label)
             if info is None:
-                id_block, colour, colours = _UNTRACKED_PARTS
+                id_block, id_bytes, colour, colours = _UNTRACKED_PARTS
                 lifetime, created_sec, created_nanosec = 1, sec, nanosec
             else:
-                id_block, colour, colours = track_parts.get(info.id) or _remember_track(info.id)
+                id_block, id_bytes, colour, colours = track_parts.get(info.id) or _remember_track(info.id)
                 lifetime = info.lifetime
                 created_sec, created_nanosec = divmod(info.created_ns, 1_000_000_000)
-            box = box_structs.get((len(label_block), len(id_block))) or outbound.box_struct(len(label_block),
-                                                                                            len(id_block))
-            boxes.append(box.pack((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0,
-                                  id_block, lifetime, created_sec, created_nanosec))
+            box = box_structs.get(id_bytes) or _box_struct(label_block, id_bytes, box_structs)
+            add_box(box.pack((x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0,
+                             id_block, lifetime, created_sec, created_nanosec))
             left, top, right, bottom = x1 * width, y1 * height, x2 * width, y2 * height
-            outlines.append(outline(sec, nanosec, PointsAnnotation.LINE_LOOP, 4, left, top, right, top, right,
-                                    bottom, left, bottom, colour, 4, colours, _FILL_AND_THICKNESS))
+            add_outline(outline(sec, nanosec, PointsAnnotation.LINE_LOOP, 4, left, top, right, top, right, bottom,
+                                left, bottom, colour, 4, colours, _FILL_AND_THICKNESS))
             if text is not label:
                 block = eights.get(text) or counted_string(text, 8)
                 label_text, label_struct = block, _text_struct(len(block))
-            texts.append(label_struct.pack(sec, nanosec, left, top, label_text, font, colour, background))
+            add_text(label_struct.pack(sec, nanosec, left, top, label_text, font, colour, background))
     except (struct.error, OverflowError):
         raise ValueError("a track lifetime or creation time does not fit int32") from None
     points, texts_head = fixed.stamped(stamp, count)
@@ -320,22 +319,30 @@ def _one_pass(result: FrameResult, fixed: _Fixed, label_mode: str, class_indices
 
 
 _PARTS_KEPT = 4096
-_label_parts: dict[str, tuple[bytes, bytes, struct.Struct]] = {}  # label -> its string blocks (4, 8), text layout
-_track_parts: dict[str, tuple[bytes, bytes, bytes]] = {}  # track id -> its string block, colour, colour x 4
-_UNTRACKED_PARTS = (outbound.NO_TRACK_ID, _WHITE_BYTES, _WHITE_BYTES * 4)
+# label -> its string blocks (4- and 8-aligned), its text layout, its box layouts by track id block size
+_label_parts: dict[str, tuple[bytes, bytes, struct.Struct, dict[int, struct.Struct]]] = {}
+# track id -> its string block and the block's size, its colour, its colour four times
+_track_parts: dict[str, tuple[bytes, int, bytes, bytes]] = {}
+_UNTRACKED_PARTS = (outbound.NO_TRACK_ID, len(outbound.NO_TRACK_ID), _WHITE_BYTES, _WHITE_BYTES * 4)
 
 
-def _remember_label(label: str) -> tuple[bytes, bytes, struct.Struct]:
+def _box_struct(label_block: bytes, id_bytes: int, structs: dict[int, struct.Struct]) -> struct.Struct:
+    found = structs[id_bytes] = outbound.box_struct(len(label_block), id_bytes)
+    return found
+
+
+def _remember_label(label: str) -> tuple[bytes, bytes, struct.Struct, dict[int, struct.Struct]]:
     if len(_label_parts) >= _PARTS_KEPT:
         _label_parts.clear()
     text = counted_string(label, 8)
-    parts = _label_parts[label] = (counted_string(label, 4), text, _text_struct(len(text)))
+    parts = _label_parts[label] = (counted_string(label, 4), text, _text_struct(len(text)), {})
     return parts
 
 
-def _remember_track(track_id: str) -> tuple[bytes, bytes, bytes]:
+def _remember_track(track_id: str) -> tuple[bytes, int, bytes, bytes]:
     if len(_track_parts) >= _PARTS_KEPT:
         _track_parts.clear()
     colour = _colour_bytes(track_id)
-    parts = _track_parts[track_id] = (counted_string(track_id, 4), colour, colour * 4)
+    block = counted_string(track_id, 4)
+    parts = _track_parts[track_id] = (block, len(block), colour, colour * 4)
     return parts
