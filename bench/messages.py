@@ -29,6 +29,7 @@ from edgenode.core.outbound import (
     StageTimes,
     detect_cdr,
     detect_message,
+    mask_cdr,
     model_cdr,
     model_message,
 )
@@ -156,7 +157,7 @@ def main(argv: list[str]) -> str:
             "Model": lambda f=frame: model_cdr(f, []),  # type: ignore[misc]
             "ImageAnnotations": annotations,
             "ModelInfo": lambda s=stamp: info.encode_at(s),  # type: ignore[misc]
-            "Mask": lambda: m.encode(mask),
+            "Mask": lambda: mask_cdr(mask),
         }
         for name, run in ours.items():
             expected = m.encode(objects[name])

@@ -365,3 +365,12 @@ def model_cdr(result: FrameResult, masks: Sequence[Mask], boxes_cdr: bytes | Non
     for mask in masks:
         write_mask(out, mask)
     return bytes(out)
+
+
+_MASK_SIZES = struct.Struct("<3I")
+
+
+def mask_cdr(mask: Mask) -> bytes:
+    """CDR of a Mask (``encode(mask)``'s bytes), its mask bytes copied once."""
+    return b"".join((HEADER, _MASK_SIZES.pack(mask.height, mask.width, mask.length), counted_string(mask.encoding, 4),
+                     _U32.pack(len(mask.mask)), mask.mask, b"\x01" if mask.boxed else b"\x00"))

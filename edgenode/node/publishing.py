@@ -27,6 +27,7 @@ from edgenode.core.outbound import (
     empty_detect,
     empty_mask,
     instance_masks,
+    mask_cdr,
     model_cdr,
 )
 from edgenode.core.semantic_masks import compressed, mask_message, slice_classes
@@ -83,7 +84,7 @@ class Publishers:
     def _publish_mask(self, mask: NDArray[np.uint8]) -> None:
         message = mask_message(slice_classes(mask, self.mask_classes))
         if self.mask is not None:
-            self.mask.put(encode(message))
+            self.mask.put(mask_cdr(message))
         if self._compress_worker is not None:
             self._compress_worker.submit(message)
 
@@ -92,7 +93,7 @@ class Publishers:
             self._compressor = zstandard.ZstdCompressor(level=self._compressor_level)
         packed = compressed(message, self._compressor)
         assert self.mask_compressed is not None
-        self.mask_compressed.put(encode(packed))
+        self.mask_compressed.put(mask_cdr(packed))
 
     # -- per frame ---------------------------------------------------------------------------
     def frame(self, result: FrameResult, info: ModelInfoTemplate, *, has_boxes: bool, status: str,

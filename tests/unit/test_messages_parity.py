@@ -21,6 +21,7 @@ from edgenode.core.outbound import (
     box_sequence,
     detect_cdr,
     detect_message,
+    mask_cdr,
     model_cdr,
     model_message,
 )
@@ -377,6 +378,13 @@ def test_busy_frames_with_ragged_labels_and_ids(packing: str, count: int) -> Non
         assert frame_annotations_cdr(result, status="m.tflite", label_mode=mode, width=1920, height=1080) == expected
         assert boxes_and_annotations_cdr(result, status="m.tflite", label_mode=mode, width=1920, height=1080) == (
             box_sequence(result), expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(masks)
+def test_mask_written_directly_matches_the_message_encoder(mask: m.Mask) -> None:
+    assert mask_cdr(mask) == encode(mask) == re_.Mask(mask.height, mask.width, mask.length, mask.encoding, mask.mask,
+                                                      mask.boxed).to_bytes()
 
 
 def test_times_beyond_int32_seconds_are_refused(packing: str) -> None:
