@@ -195,7 +195,7 @@ def empty_mask() -> Mask:
 
 
 # --------------------------------------------------------------------------------------------
-# The same messages straight to CDR, every box at once (byte-identical to encode(detect_message(...)))
+# The same messages straight to CDR (byte-identical to encode(detect_message(...)) and the rest)
 # --------------------------------------------------------------------------------------------
 
 
