@@ -12,7 +12,7 @@ Why OpenCV and not numpy (BENCHMARKS.md, Preprocessing): a numpy resampler makes
 over full-size intermediate arrays that do not fit in L2, so it is bound by memory bandwidth
 and its speed against a native converter changed with the machine (0.8x edgefirst_hal's time
 on one AMD VM, 1.7x on an Intel one). OpenCV resizes and converts row by row in registers and
-L1 with SIMD fixed-point code, one pass per step: about half HAL's time on one thread.
+L1 with SIMD fixed-point code, one pass per step: 0.1-0.65x HAL's time on one thread.
 """
 
 from __future__ import annotations
