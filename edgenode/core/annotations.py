@@ -105,6 +105,7 @@ def frame_annotations(result: FrameResult, *, status: str, label_mode: str, widt
 
 _U32 = struct.Struct("<I")
 _STAMP = struct.Struct("<iI")
+_COUNTS = struct.Struct("<2I")
 _CORNERS = np.array([0, 1, 2, 1, 2, 3, 0, 3])  # left top, right top, right bottom, left bottom of x1 y1 x2 y2
 
 
@@ -137,21 +138,19 @@ class _Fixed:
         base = _base(Time(0, 0), status, width, height)
         out = bytearray(HEADER + bytes(8))
         compiled(PointsAnnotation)(out, base.points[0])
-        self.placeholder = bytes(out[len(HEADER) + 8:])
+        self.placeholder_tail = bytes(out[len(HEADER) + 16:])  # after its stamp
         out = bytearray(HEADER + bytes(4))  # the status text starts 4 past an 8-byte boundary
         compiled(TextAnnotation)(out, base.texts[0])
-        self.status = bytes(out[len(HEADER) + 4:])
+        self.status_tail = bytes(out[len(HEADER) + 12:])  # after its stamp
         background = (TEXT_BACKGROUND.r, TEXT_BACKGROUND.g, TEXT_BACKGROUND.b, TEXT_BACKGROUND.a)
         self.font_size = np.tile(np.array([0.02 * max(width, height)], "<f8").view(np.uint8), (_ROWS, 1))
         self.background = np.tile(np.array(background, "<f8").view(np.uint8), (_ROWS, 1))
 
     def stamped(self, stamp: Time, count: int) -> tuple[bytes, bytes]:
         """(circles and points counts + placeholder, texts count + status text) for a frame of ``count`` boxes."""
-        points = bytearray(_U32.pack(0) + _U32.pack(count + 1) + self.placeholder)
-        _STAMP.pack_into(points, 8, stamp.sec, stamp.nanosec)
-        texts = bytearray(_U32.pack(count + 1) + self.status)
-        _STAMP.pack_into(texts, 4, stamp.sec, stamp.nanosec)
-        return bytes(points), bytes(texts)
+        stamp_bytes = _STAMP.pack(stamp.sec, stamp.nanosec)
+        return (b"".join((_COUNTS.pack(0, count + 1), stamp_bytes, self.placeholder_tail)),
+                b"".join((_U32.pack(count + 1), stamp_bytes, self.status_tail)))
 
 
 _fixed: dict[tuple[str, float, float], _Fixed] = {}
