@@ -188,7 +188,7 @@ def main(argv: list[str]) -> str:
         goals.append((count, us("ours Detect"), us("schemas Detect"), us("ours whole frame")))
     goal_lines = [f"- {count} boxes: Detect {ours_detect:.1f} µs vs edgefirst-schemas {theirs:.1f} µs "
                   f"(goal: at least as fast: {'met' if ours_detect <= theirs else 'NOT met'}); whole frame "
-                  f"{whole:.1f} µs vs their Detect alone, {whole / theirs:.2f}x"
+                  f"{whole:.1f} µs vs their Detect alone, {whole / theirs:.2f}x its time"
                   + (f" (goal: no slower: {'met' if whole <= theirs else 'NOT met'})" if count == 50 else "")
                   for count, ours_detect, theirs, whole in goals]
     return (header("CDR encoding of per-frame messages", ["python", "bench/run.py", "messages", *argv]) + "\n"
