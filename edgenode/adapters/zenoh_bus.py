@@ -70,16 +70,18 @@ def _insert(config: zenoh.Config, key: str, value: str, origin: str) -> None:
 
 @dataclass(frozen=True)
 class Received:
-    """One sample: its payload bytes, zenoh encoding text and local arrival time (monotonic ns).
+    """One sample: its payload bytes, zenoh encoding text, local arrival time (monotonic ns) and key.
 
     ``oversize`` is the size of a payload that was larger than the subscription allows; its
-    bytes were never copied (``payload`` is empty).
+    bytes were never copied (``payload`` is empty). ``key`` is the sample's own key expression
+    (a subscription on a wildcard such as ``**`` receives many).
     """
 
     payload: bytes
     encoding: str
     arrived_ns: int
     oversize: int = 0
+    key: str = ""
 
 
 class LatestSlot(Generic[T]):
@@ -209,10 +211,11 @@ class ZenohBus:
 
         def on_sample(sample: zenoh.Sample) -> None:
             size = len(sample.payload)
+            key = str(sample.key_expr)
             if max_bytes is not None and size > max_bytes:
-                received = Received(b"", str(sample.encoding), time.monotonic_ns(), oversize=size)
+                received = Received(b"", str(sample.encoding), time.monotonic_ns(), oversize=size, key=key)
             else:
-                received = Received(sample.payload.to_bytes(), str(sample.encoding), time.monotonic_ns())
+                received = Received(sample.payload.to_bytes(), str(sample.encoding), time.monotonic_ns(), key=key)
             try:
                 loop.call_soon_threadsafe(deliver, received)
             except RuntimeError:
