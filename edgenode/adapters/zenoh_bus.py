@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -66,6 +66,28 @@ def _insert(config: zenoh.Config, key: str, value: str, origin: str) -> None:
         config.insert_json5(key, value)
     except Exception as exc:
         raise ZenohConfigError(f"{origin}: zenoh rejects {key}={value}: {exc}") from None
+
+
+def key_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """A test for keys that any of ``patterns`` (zenoh key expressions, ``*`` and ``**``) includes.
+
+    Raises :class:`ZenohConfigError` naming a malformed pattern.
+    """
+    expressions = []
+    for pattern in patterns:
+        try:
+            expressions.append(zenoh.KeyExpr(pattern))
+        except Exception as exc:
+            raise ZenohConfigError(f"{pattern!r} is not a zenoh key expression: {_one_line(exc)}") from None
+
+    def matches(key: str) -> bool:
+        try:
+            target = zenoh.KeyExpr(key)
+        except Exception:
+            return False
+        return any(expression.includes(target) for expression in expressions)
+
+    return matches
 
 
 @dataclass(frozen=True)
