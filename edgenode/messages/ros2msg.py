@@ -2,7 +2,8 @@
 
 Pure: the ``.msg`` texts come in as a mapping (``edgenode.resources.message_texts()`` reads them).
 
-- :func:`schema_from_encoding`: the type named by a Zenoh encoding (``application/cdr;pkg/msg/Type``).
+- :func:`schema_from_encoding`: the type named by a Zenoh encoding (``application/cdr;pkg/msg/Type``);
+  :func:`ros_topic`: the ROS 2 topic of a Zenoh key (``rt/model/boxes2d`` is ``/model/boxes2d``).
 - :func:`complete_definition`: the ``ros2msg`` text of a type with every dependency appended the
   ROS 2 way (80 ``=``, then ``MSG: pkg/msg/Name``, then its text), as rosbag2 writes it in MCAP files
   and Foxglove reads it.
@@ -48,6 +49,18 @@ def full_name(type_name: str) -> str:
     """``pkg/Name`` or ``pkg/msg/Name`` as ``pkg/msg/Name``."""
     package, _, name = type_name.partition("/")
     return f"{package}/msg/{name.rsplit('/', 1)[-1]}"
+
+
+def ros_topic(key: str) -> str:
+    """The ROS 2 topic of a Zenoh key: the ``rt`` segment of ROS 2 over Zenoh dropped, a ``/`` added.
+
+    ``rt/model/boxes2d`` and ``model/boxes2d`` are ``/model/boxes2d``; ``cam1/rt/camera/jpeg``
+    (a namespaced node) is ``/cam1/camera/jpeg``.
+    """
+    parts = key.strip("/").split("/")
+    if "rt" in parts and len(parts) > 1:
+        parts.remove("rt")
+    return "/" + "/".join(parts)
 
 
 def schema_from_encoding(encoding: str) -> str | None:

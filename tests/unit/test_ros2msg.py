@@ -17,6 +17,7 @@ from edgenode.messages.ros2msg import (
     MalformedPayload,
     UnknownType,
     complete_definition,
+    ros_topic,
     schema_from_encoding,
 )
 from edgenode.resources import message_texts
@@ -48,6 +49,18 @@ def ros2_decoder(name: str) -> object:
 ])
 def test_schema_from_encoding(encoding: str, expected: str | None) -> None:
     assert schema_from_encoding(encoding) == expected
+
+
+@pytest.mark.parametrize(("key", "topic"), [
+    ("rt/model/boxes2d", "/model/boxes2d"),
+    ("model/boxes2d", "/model/boxes2d"),
+    ("camera/jpeg", "/camera/jpeg"),
+    ("cam1/rt/camera/jpeg", "/cam1/camera/jpeg"),
+    ("rt", "/rt"),
+    ("a/b/rt/c/rt/d", "/a/b/c/rt/d"),
+])
+def test_ros_topic_of_a_key(key: str, topic: str) -> None:
+    assert ros_topic(key) == topic
 
 
 def test_dependencies_follow_the_ros2_convention_once_each() -> None:
