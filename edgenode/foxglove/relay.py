@@ -105,13 +105,21 @@ class Relay:
     def _state(self, key: str) -> KeyState:
         state = self.keys.get(key)
         if state is None:
-            topic = ros_topic(key)
-            if self._topics.setdefault(topic, key) != key:  # both rt/x and x publish: the second keeps its key
-                topic = "/" + key.strip("/")
+            topic = self._topic_for(key)
             state = self.keys[key] = KeyState(key, topic, excluded=self._excluded(key))
             if state.excluded:
                 self._log.info(f"{key}: excluded (--exclude), not relayed")
         return state
+
+    def _topic_for(self, key: str) -> str:
+        """:func:`ros_topic`, unless another key has it already (``rt/x`` and ``x`` both publishing)."""
+        topic = ros_topic(key)
+        candidates = [topic, "/" + key.strip("/")] + [f"{topic}_{n}" for n in range(2, 1000)]
+        chosen = next(name for name in candidates if name not in self._topics)
+        self._topics[chosen] = key
+        if chosen != topic:
+            self._log.warning(f"{key}: {topic} is taken by {self._topics[topic]}; shown as {chosen}")
+        return chosen
 
     def _say_once(self, state: KeyState, reason: str, text: str) -> None:
         if reason not in state.said:
