@@ -167,6 +167,13 @@ class Bridge:
             self.recorder = self.open_recorder()
             self.relay = Relay(self.hub, SchemaBook(message_texts(), message_definitions()), excluded, self.log,
                                self.recorder, max_bytes=c.max_message_bytes)
+            relay = self.relay
+
+            def refused(channel_id: int) -> None:  # on the SDK's thread
+                with contextlib.suppress(RuntimeError):  # the loop is closed: stopping
+                    loop.call_soon_threadsafe(relay.readvertise, channel_id)
+
+            self.hub.watch_refused_subscriptions(refused)
             for key in c.topics:
                 bus.subscribe(key, self.relay.deliver, loop, max_bytes=c.max_message_bytes)
             self.log.info(f"relaying {' '.join(c.topics)}" + (f" except {' '.join(c.exclude)}" if c.exclude else ""))

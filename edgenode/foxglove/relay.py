@@ -31,7 +31,10 @@ LATENCY_WINDOW = 4096  # recent samples kept for the latency figures
 
 
 class ChannelSink(Protocol):
+    id: int
+
     def log(self, payload: bytes, log_time_ns: int) -> None: ...
+    def close(self) -> None: ...
 
 
 class Channels(Protocol):
@@ -84,6 +87,7 @@ class KeyState:
     malformed: int = 0
     oversize: int = 0
     mismatched: int = 0
+    readvertised: int = 0
     said: set[str] = field(default_factory=set)
 
 
@@ -176,6 +180,17 @@ class Relay:
             self._say_once(state, "unknown", f"unknown schema: {exc}")
             return None
         return state.schema
+
+    def readvertise(self, channel_id: int) -> None:
+        """Drop the channel ``channel_id`` (a client's subscription to it was refused): the next sample of its
+        key advertises it anew, and the client subscribes again."""
+        for state in self.keys.values():
+            if state.channel is not None and state.channel.id == channel_id:
+                state.channel.close()
+                state.channel = None
+                state.readvertised += 1
+                self._log.info(f"{state.key}: advertising {state.topic} again (a subscription raced its "
+                               "advertisement)")
 
     def totals(self) -> dict[str, int]:
         """Counts over every key: relayed, unknown, malformed, oversize, mismatched, channels."""

@@ -3,6 +3,7 @@ log times, a busy port, and a client that stops reading (bounded, never blocking
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import time
@@ -95,6 +96,44 @@ def test_a_client_that_stops_reading_never_blocks_logging_nor_grows_memory() -> 
         received = client.messages["/camera/jpeg"]
         assert received[-1].log_time_ns == count  # the newest reached the slow client
         assert len(received) < count // 10  # most of the backlog was dropped, oldest first
+    finally:
+        client.close()
+        hub.close()
+
+
+def test_refused_subscriptions_are_reported_and_a_new_advertisement_repairs_them() -> None:
+    """foxglove-sdk 0.30 advertises a new channel before it registers it: a client quick to subscribe is
+    sometimes refused ("unknown channel"). The hub reports each refusal; advertising anew repairs it."""
+    hub = FoxgloveHub()
+    refused: list[int] = []
+    hub.watch_refused_subscriptions(refused.append)
+    port, events = serve(hub)
+    schema = complete_definition("std_msgs/msg/Header", TEXTS)
+    channels = {}
+
+    def readvertise(channel_id: int) -> None:
+        topic = next((t for t, c in channels.items() if c.id == channel_id), None)
+        if topic is not None:
+            channels[topic].close()
+            channels[topic] = hub.channel(topic, "std_msgs/msg/Header", schema)
+
+    client = FoxgloveClient(f"ws://127.0.0.1:{port}")
+    try:
+        client.connection.send(json.dumps({"op": "subscribe", "subscriptions": [{"id": 999, "channelId": 4242}]}))
+        client.pump(lambda: 4242 in refused, scaled(10), "the refusal of a channel that does not exist")
+        for index in range(40):  # new channels while the client subscribes to each as it appears
+            channels[f"/t{index}"] = hub.channel(f"/t{index}", "std_msgs/msg/Header", schema)
+            client.read_for(0.01)
+            for channel_id in [r for r in refused if r != 4242]:
+                refused.remove(channel_id)
+                readvertise(channel_id)
+
+        def all_subscribed() -> bool:
+            for channel_id in [r for r in refused if r != 4242]:
+                refused.remove(channel_id)
+                readvertise(channel_id)
+            return {topic for kind, _, topic in events if kind == "subscribe"} >= set(channels)
+        client.pump(all_subscribed, scaled(20), "a subscription to every channel")
     finally:
         client.close()
         hub.close()

@@ -127,6 +127,15 @@ class FoxgloveClient:
             except TimeoutError:
                 continue
 
+    def read_for(self, seconds: float) -> None:
+        """Handle whatever frames arrive within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                self._handle(self.connection.recv(timeout=remaining))
+            except TimeoutError:
+                return
+
     def decode(self, topic: str, payload: bytes) -> Any:
         """``payload`` decoded by mcap-ros2-support from the channel's advertised schema text alone."""
         channel = self.by_topic(topic)

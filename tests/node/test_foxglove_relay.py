@@ -47,22 +47,30 @@ class Log:
 
 @dataclass
 class FakeChannel:
+    id: int
     topic: str
     schema_name: str
     schema_text: str
     logged: list[tuple[bytes, int]] = field(default_factory=list)
+    closed: bool = False
 
     def log(self, payload: bytes, log_time_ns: int) -> None:
+        assert not self.closed
         self.logged.append((payload, log_time_ns))
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeHub:
     def __init__(self) -> None:
         self.channels: dict[str, FakeChannel] = {}
+        self.created = 0
 
     def channel(self, topic: str, schema_name: str, schema_text: str) -> FakeChannel:
-        assert topic not in self.channels
-        self.channels[topic] = FakeChannel(topic, schema_name, schema_text)
+        assert topic not in self.channels or self.channels[topic].closed
+        self.created += 1
+        self.channels[topic] = FakeChannel(self.created, topic, schema_name, schema_text)
         return self.channels[topic]
 
 
@@ -164,6 +172,18 @@ def test_both_namings_of_one_topic_get_two_channels() -> None:
         r.deliver(sample(key, info, "application/cdr;sensor_msgs/msg/CameraInfo"))
     assert sorted(hub.channels) == ["/camera/info", "/camera/info_2", "/camera/jpeg", "/rt/camera/jpeg"]
     assert log.said("warning", "camera/info: /camera/info is taken by rt/camera/info; shown as /camera/info_2") == 1
+
+
+def test_a_refused_subscription_gets_its_channel_advertised_again() -> None:
+    r, hub, log = relay()
+    r.deliver(sample("rt/model/boxes2d", detect()))
+    first = hub.channels["/model/boxes2d"]
+    r.readvertise(12345)  # not ours: nothing happens
+    r.readvertise(first.id)
+    assert first.closed and log.said("info", "rt/model/boxes2d: advertising /model/boxes2d again") == 1
+    r.deliver(sample("rt/model/boxes2d", detect()))
+    second = hub.channels["/model/boxes2d"]
+    assert second.id != first.id and len(second.logged) == 1 and r.keys["rt/model/boxes2d"].readvertised == 1
 
 
 # -- the recorder --------------------------------------------------------------------------------
