@@ -23,7 +23,17 @@ import edgenode.messages as m
 from edgenode.tools.demo.shapes_model import build_shapes_model
 from tests.helpers.foxglove_client import FoxgloveClient, abrupt_subscriber
 from tests.helpers.mcap_files import read_complete_chunks, read_finished
-from tests.helpers.processes import PYTHON, Listener, Process, camera_args, endpoint, free_port, node_args, processes
+from tests.helpers.processes import (
+    PYTHON,
+    Listener,
+    Process,
+    camera_args,
+    endpoint,
+    free_port,
+    node_args,
+    processes,
+    start_router,
+)
 from tests.helpers.timing import scaled
 
 pytestmark = pytest.mark.slow
@@ -451,6 +461,47 @@ def test_recordings_split_and_every_part_is_finished(tmp_path: Path, split: list
         recorded += [r.payload for r in messages]
     assert set(recorded) <= set(sent) and len(recorded) == len(set(recorded))
     assert said(bridge, "recorded ") == len(parts)
+
+
+def test_a_bridge_off_the_board_shows_namespaced_nodes_through_a_router(tmp_path: Path) -> None:
+    """The bridge as a zenoh client of a router it waits for, relaying a namespaced node beside a plain one."""
+    router_port, port = free_port(), free_port()
+    with processes(tmp_path) as start:
+        bridge = start("bridge", *bridge_args(port, [router_port], "--mode", "client"))
+        wait_said(bridge, "no zenoh router answers")  # started first: it waits for the router
+        router = start_router(tmp_path, router_port)
+        sessions = []
+        try:
+            for namespace in ("cam1", None):
+                config = zenoh.Config()
+                config.insert_json5("mode", '"client"')
+                config.insert_json5("connect/endpoints", json.dumps([endpoint(router_port)]))
+                if namespace:
+                    config.insert_json5("namespace", json.dumps(namespace))
+                sessions.append(zenoh.open(config))
+            wait_said(bridge, "serving Foxglove")
+            client = FoxgloveClient(f"ws://127.0.0.1:{port}")
+            try:
+                def both() -> bool:
+                    for session in sessions:
+                        session.put("rt/model/boxes2d", detect_payload(1), encoding=zenoh.Encoding(DETECT))
+                        session.put("rt/camera/dma", m.encode(m.DmaBuffer()),
+                                    encoding=zenoh.Encoding("application/cdr;edgefirst_msgs/msg/DmaBuffer"))
+                    with contextlib.suppress(AssertionError):
+                        client.pump(lambda: all(client.messages[t] for t in ("/cam1/model/boxes2d", "/model/boxes2d")),
+                                    0.1, "")
+                    return all(client.messages[t] for t in ("/cam1/model/boxes2d", "/model/boxes2d"))
+                wait_until(both, 30, "the namespaced and the plain node's Detect")
+                assert not any("dma" in topic for topic in client.topics())
+                assert said(bridge, "cam1/rt/camera/dma: excluded") == 1
+            finally:
+                client.close()
+        finally:
+            for session in sessions:
+                session.close()
+            router.send_signal(signal.SIGTERM)
+            router.wait()
+        assert bridge.stop() == 0
 
 
 # -- the demo -----------------------------------------------------------------------------------
