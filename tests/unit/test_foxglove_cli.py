@@ -87,3 +87,14 @@ def test_layout_shows_what_the_node_and_camera_publish(capsys: pytest.CaptureFix
     for path in plot["paths"]:
         topic, field, part = path["value"].split(".")
         assert topic == "/model/boxes2d" and detect[field] == "builtin_interfaces/Time" and part == "nanosec"
+
+
+def test_the_readme_lists_every_flag() -> None:
+    from edgenode.foxglove.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Foxglove Studio"):readme.index("## Running on the board")]
+    for action in build_parser()._actions:
+        for flag in action.option_strings:
+            if flag not in ("-h", "--help"):
+                assert f"`{flag}" in section, flag
