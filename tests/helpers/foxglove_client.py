@@ -22,6 +22,7 @@ from typing import Any
 
 from mcap.records import Schema
 from mcap_ros2.decoder import DecoderFactory
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -147,7 +148,10 @@ class FoxgloveClient:
         return channel.decoder(payload)
 
     def close(self) -> None:
-        self._opened.__exit__(None, None, None)
+        try:
+            self._opened.__exit__(None, None, None)
+        except ConnectionClosed:  # the server was still sending (a client that fell behind)
+            pass
 
 
 def _read_frame(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
