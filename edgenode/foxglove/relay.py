@@ -81,6 +81,7 @@ class KeyState:
     topic: str
     excluded: bool = False
     schema: Schema | None = None
+    encoding: str = ""  # the Zenoh encoding that named ``schema``
     channel: ChannelSink | None = None
     relayed: int = 0
     unknown: int = 0
@@ -161,6 +162,8 @@ class Relay:
                                        log_time))
 
     def _schema(self, state: KeyState, encoding: str) -> Schema | None:
+        if state.schema is not None and encoding == state.encoding:
+            return state.schema  # the common case: the key's type, as before
         name = schema_from_encoding(encoding)
         if name is None:
             state.unknown += 1
@@ -174,7 +177,7 @@ class Relay:
             self._say_once(state, "mismatched", f"{name} on a topic advertised as {state.schema.name}")
             return None
         try:
-            state.schema = self._schemas.get(name)
+            state.schema, state.encoding = self._schemas.get(name), encoding
         except UnknownType as exc:
             state.unknown += 1
             self._say_once(state, "unknown", f"unknown schema: {exc}")

@@ -248,6 +248,18 @@ def test_sigterm_finishes_the_file_and_exits_0(live: dict[str, Any]) -> None:
 
 # -- faults ------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize(("where", "said_"), [("missing/run.mcap", "No such file or directory"),
+                                             ("exists.mcap", "the file exists; choose another name")])
+def test_a_recording_it_cannot_create_stops_the_start_with_one_line(tmp_path: Path, where: str, said_: str) -> None:
+    (tmp_path / "exists.mcap").write_bytes(b"keep")
+    result = subprocess.run([PYTHON, "-m", *bridge_args(0, [], "--record", str(tmp_path / where))],
+                            capture_output=True, text=True, timeout=scaled(60), check=False, cwd=REPO)
+    errors = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    errors = [e for e in errors if e["level"] == "error"]
+    assert result.returncode == 1 and len(errors) == 1 and said_ in errors[0]["event"], result.stderr
+    assert (tmp_path / "exists.mcap").read_bytes() == b"keep"
+
+
 def test_a_busy_port_is_said_once_and_served_when_free(tmp_path: Path) -> None:
     import socket
 
