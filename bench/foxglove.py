@@ -185,6 +185,9 @@ def main(argv: list[str]) -> str:
 
     from tests.helpers.foxglove_client import FoxgloveClient
 
+    command = ["python", "bench/run.py", "foxglove", *argv]
+    heading = header("Foxglove bridge: 30 fps of JPEG, Detect, ImageAnnotations, ModelInfo to one client",
+                     command)  # the revision and date the run starts with
     folder = Path(tempfile.mkdtemp(prefix="bench-foxglove-"))
     zenoh_port, port = free_port(), free_port()
     total = 15 + args.seconds + args.soak_minutes * 60 + 30
@@ -268,8 +271,7 @@ def main(argv: list[str]) -> str:
                                                                                              relay["zenoh_ms"],
                                                                                              strict=True))],
     ]
-    command = ["python", "bench/run.py", "foxglove", *argv]
-    markdown = (header("Foxglove bridge: 30 fps of JPEG, Detect, ImageAnnotations, ModelInfo to one client", command)
+    markdown = (heading
                 + f"\nRelayed {relay['messages']} messages in {args.seconds:g} s ({relay['rate']:.0f}/s; JPEG "
                   f"{relay['jpeg_kb']:.0f} KiB, 1920x1080). The machine is shared with other sessions.\n\n"
                 + table(["latency", "p50 ms", "p99 ms"], rows)
