@@ -232,7 +232,7 @@ def main(argv: list[str]) -> str:
                          "cpu_percent": cpu_share, "jpeg_kb": jpeg_kb}
 
         # A client that reads one frame every 50 ms, for --soak-minutes, while the bridge's memory is watched.
-        slow = FoxgloveClient(f"ws://127.0.0.1:{port}")
+        slow = FoxgloveClient(f"ws://127.0.0.1:{port}", ping_interval=None)  # its pongs would wait behind data
         slow.pump(lambda: all(slow.messages[t] for t in topics), 60, "every topic (slow client)")
         samples: list[tuple[float, float]] = []
         ages: list[float] = []

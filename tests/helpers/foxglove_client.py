@@ -55,6 +55,7 @@ class FoxgloveClient:
 
     url: str
     want: Callable[[str], bool] = lambda topic: True
+    ping_interval: float | None = 20.0  # websockets' keepalive; None for a client meant to fall behind
     connection: ClientConnection = field(init=False)
     _opened: Any = field(init=False)
     server_info: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +66,8 @@ class FoxgloveClient:
     _factory: DecoderFactory = field(default_factory=DecoderFactory)
 
     def __post_init__(self) -> None:
-        self._opened = connect(self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=None, open_timeout=10)
+        self._opened = connect(self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=None, open_timeout=10,
+                               ping_interval=self.ping_interval)
         self.connection = self._opened.__enter__()  # websockets 12..17 alike
 
     def by_topic(self, topic: str) -> Channel:
