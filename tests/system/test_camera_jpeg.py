@@ -95,7 +95,7 @@ def test_a_slow_encoder_keeps_only_the_newest_frame() -> None:
             simulator.step(index, index + 1)
         release[0] = True
         wait_until(lambda: len(published) == 2, 10, "two JPEGs")
-        assert simulator.jpeg is not None and simulator.jpeg.dropped == 4
+        assert simulator.jpeg is not None and simulator.jpeg.dropped == 4 and simulator.jpeg.done == 2
         assert [decode(CompressedImage, p).header.stamp.to_nanos() for p in published] == [1, 6]
     finally:
         simulator.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from edgenode.messages import (
     Time,
     encode,
 )
+from edgenode.node.background import NewestWorker
 from edgenode.tools.camera.scene import SceneObject
 from edgenode.tools.camera.sources import FrameSource
 
@@ -123,51 +123,6 @@ def jpeg_message(rgb: NDArray[np.uint8], stamp_ns: int, frame_id: str, quality: 
     return encode(CompressedImage(Header(Time.from_nanos(stamp_ns), frame_id), "jpeg", bytes(data)))
 
 
-class JpegPublisher:
-    """Encodes and publishes frames as JPEG on its own thread; a frame still waiting when the next
-    arrives is replaced by it (counted in ``dropped``), so a slow encoder never queues frames."""
-
-    def __init__(self, publish: Callable[[bytes], None], frame_id: str, quality: int) -> None:
-        self.publish, self.frame_id, self.quality = publish, frame_id, quality
-        self.published = 0
-        self.dropped = 0
-        self._pending: tuple[NDArray[np.uint8], int] | None = None
-        self._closed = False
-        self._wake = threading.Condition()
-        self._log: Any = get_logger("edgenode.camera")
-        self._thread = threading.Thread(target=self._run, name="jpeg", daemon=True)
-        self._thread.start()
-
-    def submit(self, rgb: NDArray[np.uint8], stamp_ns: int) -> None:
-        """Queue ``rgb`` (not copied: the caller hands it over) for encoding."""
-        with self._wake:
-            if self._pending is not None:
-                self.dropped += 1
-            self._pending = (rgb, stamp_ns)
-            self._wake.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while self._pending is None and not self._closed:
-                    self._wake.wait()
-                if self._closed:
-                    return
-                assert self._pending is not None
-                (rgb, stamp_ns), self._pending = self._pending, None
-            try:
-                self.publish(jpeg_message(rgb, stamp_ns, self.frame_id, self.quality))
-                self.published += 1
-            except Exception as exc:  # a failing encoder must not stop the frames
-                self._log.error(f"JPEG frame not published: {exc}")
-
-    def close(self) -> None:
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
-        self._thread.join(timeout=5)
-
-
 class CameraSimulator:
     """Publishes ``source``'s frames through ``publish_frame`` / ``publish_info`` / ``publish_jpeg`` (CDR bytes)."""
 
@@ -185,8 +140,11 @@ class CameraSimulator:
         self.published = 0
         self.late = 0
         self._log: Any = get_logger("edgenode.camera")
-        self.jpeg = (JpegPublisher(publish_jpeg, settings.frame_id, settings.jpeg_quality)
-                     if publish_jpeg is not None and settings.jpeg_fps > 0 else None)
+        self.jpeg: NewestWorker[tuple[NDArray[np.uint8], int]] | None = None
+        if publish_jpeg is not None and settings.jpeg_fps > 0:
+            def encode_and_publish(item: tuple[NDArray[np.uint8], int]) -> None:
+                publish_jpeg(jpeg_message(item[0], item[1], settings.frame_id, settings.jpeg_quality))
+            self.jpeg = NewestWorker("jpeg", encode_and_publish)  # newest frame first: never delays the frames
 
     def frame_message(self, slot: SharedBuffer, index: int, stamp_ns: int) -> bytes:
         """The DmaBuffer (or CameraFrame) naming ``slot``."""
@@ -223,7 +181,7 @@ class CameraSimulator:
         self.publish_frame(self.frame_message(slot, index, stamp_ns))
         self.published += 1
         if self.jpeg is not None and self.settings.jpeg_due(index):
-            self.jpeg.submit(self.source.rgb(index), stamp_ns)
+            self.jpeg.submit((self.source.rgb(index), stamp_ns))
         if self.ground_truth is not None and objects is not None:
             record = {"seq": index, "stamp_ns": stamp_ns, "width": self.settings.width,
                       "height": self.settings.height,
