@@ -91,7 +91,7 @@ class Recorder:
         self.part = 0
         self.file: RecordingFile | None = open_file(settings.file_path(0))  # a bad path fails the start
         self.files: list[Path] = [self.file.path]
-        self._file_started = clock()
+        self._file_started: float | None = None  # when the current file got its first message
         self._chunk_started: float | None = None
         self._chunk_bytes = 0
         self.recorded = 0
@@ -159,7 +159,9 @@ class Recorder:
         assert self.file is not None
         now = self._clock()
         s = self.settings
-        if (s.split_seconds and now - self._file_started >= s.split_seconds) or (
+        if self._file_started is None:
+            self._file_started = now  # a file's duration counts from its first message: none is empty
+        elif (s.split_seconds and now - self._file_started >= s.split_seconds) or (
                 s.split_bytes and self.file.size + self._chunk_bytes >= s.split_bytes):
             self._roll(now)
         channel = self.file.channel(item.key, item.topic, item.schema_name, item.schema_text)
@@ -186,7 +188,7 @@ class Recorder:
         self.part += 1
         self.file = self._open_file(self.settings.file_path(self.part))
         self.files.append(self.file.path)
-        self._file_started = now
+        self._file_started = now  # the message that caused the roll opens it
 
     def _fail(self, exc: OSError) -> None:
         """Stop recording for good after a write error; the relay goes on."""

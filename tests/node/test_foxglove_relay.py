@@ -274,14 +274,18 @@ def test_recorder_splits_by_size_and_by_duration(tmp_path: Path) -> None:
     now = [0.0]
     rec, files, _ = recorder(tmp_path, split_seconds=60, clock=lambda: now[0])
     try:
+        now[0] = 100.0  # the first message comes long after the start: its file's time starts with it
         rec.record(entry(0))
         wait_for(lambda: rec.recorded == 1, "the first")
-        now[0] = 61.0
+        now[0] = 159.0
         rec.record(entry(1))
         wait_for(lambda: rec.recorded == 2, "the second")
+        now[0] = 161.0
+        rec.record(entry(2))
+        wait_for(lambda: rec.recorded == 3, "the third")
     finally:
         rec.close()
-    assert [f.messages for f in files] == [1, 1] and all(f.closed for f in files)
+    assert [f.messages for f in files] == [2, 1] and all(f.closed for f in files)
 
 
 def test_a_full_disk_stops_recording_with_one_line(tmp_path: Path) -> None:
