@@ -1,6 +1,9 @@
 """edgenode-foxglove under a camera's load: latency it adds, its CPU share, and its memory with a slow client.
 
-``python bench/run.py foxglove [--seconds=60] [--soak-minutes=10]``
+``python bench/run.py foxglove_bridge [--seconds=60] [--soak-minutes=10]``
+
+(Not ``bench/foxglove.py``: the benchmarks' folder goes on ``sys.path``, where a module named
+``foxglove`` would hide foxglove-sdk.)
 
 A publisher process sends, 30 times a second, what a camera and the node publish: a 1920x1080
 JPEG (``rt/camera/jpeg``), a Detect and an ImageAnnotations of 10 boxes and a ModelInfo of 80
@@ -35,7 +38,7 @@ REPO = HERE.parent
 FPS = 30.0
 
 
-# -- the publisher (a process of its own: python bench/foxglove.py publish PORT) ------------------------
+# -- the publisher (a process of its own: python bench/foxglove_bridge.py publish PORT SECONDS) ----------
 
 def publish(port: int, seconds: float) -> None:
     import numpy as np
@@ -175,7 +178,7 @@ class PlainSubscriber:
 
 
 def main(argv: list[str]) -> str:
-    parser = argparse.ArgumentParser(prog="bench/run.py foxglove")
+    parser = argparse.ArgumentParser(prog="bench/run.py foxglove_bridge")
     parser.add_argument("--seconds", type=float, default=60.0, help="relay measurement window")
     parser.add_argument("--soak-minutes", type=float, default=10.0, help="slow-client memory run")
     args = parser.parse_args(argv)
@@ -185,7 +188,7 @@ def main(argv: list[str]) -> str:
 
     from tests.helpers.foxglove_client import FoxgloveClient
 
-    command = ["python", "bench/run.py", "foxglove", *argv]
+    command = ["python", "bench/run.py", "foxglove_bridge", *argv]
     heading = header("Foxglove bridge: 30 fps of JPEG, Detect, ImageAnnotations, ModelInfo to one client",
                      command)  # the revision and date the run starts with
     folder = Path(tempfile.mkdtemp(prefix="bench-foxglove-"))
@@ -286,7 +289,7 @@ def main(argv: list[str]) -> str:
     markdown += ("\nThe camera simulator's JPEG encoder, chosen here: quality 80, 4:2:0, the synthetic scene, "
                  "medians of 30 interleaved runs.\n\n"
                  + table(["frame", "simplejpeg ms", "Pillow ms", "Pillow / simplejpeg", "JPEG KiB"], encoder_rows))
-    save("foxglove", markdown, data)
+    save("foxglove_bridge", markdown, data)
     return markdown
 
 
