@@ -152,7 +152,7 @@ class Recorder:
                 if self.file is None:
                     continue
                 self._write(item)
-            except OSError as exc:
+            except Exception as exc:  # a write error (a full disk), or any other: recording stops, said once
                 self._fail(exc)
 
     def _write(self, item: Entry) -> None:
@@ -190,14 +190,14 @@ class Recorder:
         self.files.append(self.file.path)
         self._file_started = now  # the message that caused the roll opens it
 
-    def _fail(self, exc: OSError) -> None:
+    def _fail(self, exc: Exception) -> None:
         """Stop recording for good after a write error; the relay goes on."""
         path = self.file.path if self.file is not None else self.settings.file_path(self.part)
         if self.file is not None:
             self.file.abandon()
             self.file = None
         with self._wake:
-            self.stopped = f"{path}: {exc.strerror or exc}"
+            self.stopped = f"{path}: {getattr(exc, 'strerror', None) or exc}"
             self.dropped += len(self._queue)
             self._queue.clear()
             self._queued_bytes = 0
