@@ -542,8 +542,11 @@ def test_demo_foxglove_serves_the_camera_with_its_detections(tmp_path: Path) -> 
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
         try:
-            client.pump(lambda: all(client.messages[t] for t in LIVE_TOPICS[:3]), scaled(90),
-                        "image, Detect and annotations")
+            def running() -> bool:  # the model's Detects, not the heartbeat's while it loads
+                detects = client.messages["/model/boxes2d"]
+                return (all(client.messages[t] for t in LIVE_TOPICS[:3])
+                        and client.decode("/model/boxes2d", detects[-1].payload).model_time.nanosec > 0)
+            client.pump(running, scaled(120), "image, Detect and annotations from the running model")
             image = client.decode("/camera/jpeg", client.messages["/camera/jpeg"][-1].payload)
             assert bytes(image.data)[:2] == b"\xff\xd8"
             detect = client.decode("/model/boxes2d", client.messages["/model/boxes2d"][-1].payload)
