@@ -237,7 +237,10 @@ def test_sigterm_stops_the_simulator_cleanly(tmp_path: Path) -> None:
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", "50",
                                "--listen", f"tcp/127.0.0.1:{free_port()}", "--no-multicast-scouting"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    assert camera.stderr is not None
+    line = "-"
+    while line and "publishing" not in line:  # running, its handler set, once it says so (or EOF: it died)
+        line = camera.stderr.readline()
     camera.send_signal(signal.SIGTERM)
     _, errors = camera.communicate(timeout=10)
     assert camera.returncode == 0, errors
