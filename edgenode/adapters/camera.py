@@ -14,13 +14,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from numpy.typing import NDArray
-
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError, ImportedFrame
 from edgenode.adapters.zenoh_bus import LatestSlot, Received, ZenohBus
-from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef, FrameRejected, IngestStats, decode_frame
-from edgenode.core.preprocess import Preprocessor
 from edgenode.logs import get_logger
 
 REPEAT_EVERY = 100  # after the first, every REPEAT_EVERY-th skip of a reason is logged again
@@ -109,20 +105,14 @@ class CameraFrames:
             self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
             return None
 
-    def convert(self, ref: FrameRef, preprocessor: Preprocessor, out: NDArray[Any] | None = None) -> InputGeometry:
-        """Import ``ref``, preprocess it into ``out`` and release the buffer before returning.
-
-        Blocking (pidfd, mmap, conversion): run it off the event loop, e.g. as the pipeline's
-        prepare stage. An import failure is counted and logged here, then re-raised as
-        FrameImportError so the caller skips the frame.
-        """
-        try:
-            frame = self.importer.open(ref)
-        except FrameImportError as exc:
-            self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
-            raise
-        with frame:
-            return preprocessor.run(frame, out)
+    def importable(self, ref: FrameRef) -> bool:
+        """Whether ``ref``'s buffer imports: imported and released in one blocking call (run it off the event
+        loop; a caller cancelled meanwhile leaks no fd)."""
+        frame = self.open(ref)
+        if frame is None:
+            return False
+        frame.close()
+        return True
 
     async def next_imported(self, timeout: float | None = None) -> tuple[FrameRef, ImportedFrame] | None:
         """The newest frame that imports, ready for ``with``; None on timeout."""

@@ -149,6 +149,10 @@ class Pipeline(Generic[FrameT, GeometryT]):
                            for name in ("prepare", "invoke", "post")}
         self.waiting_for_frames = True
 
+    def stalled(self, limit_ns: int) -> bool:
+        """True when frames are in hand but nothing progressed for ``limit_ns`` (waiting for frames is not a stall)."""
+        return not self.waiting_for_frames and time.monotonic_ns() - self.counters.last_progress_ns > limit_ns
+
     def _touch(self) -> None:
         self.counters.last_progress_ns = time.monotonic_ns()
 

@@ -1,4 +1,9 @@
-"""The pipeline's post stage: decode, map to the frame, track, label, publish, count."""
+"""The pipeline's concrete stages for one camera stream: prepare (import and preprocess), invoke, post.
+
+Each runs on a stage thread (see :mod:`edgenode.node.scheduler`). :class:`PrepareStage` is the
+one place a frame that cannot be imported becomes a skipped frame; :class:`PostStage` decodes,
+maps boxes to the frame, tracks, labels, publishes and counts.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from edgenode.adapters.camera import CameraFrames
+from edgenode.adapters.tflite import TFLiteRuntime
 from edgenode.core.bytetrack import ByteTracker, TrackInfo
 from edgenode.core.detections import Detections
 from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef
-from edgenode.core.outbound import FrameResult, ModelInfoTemplate, StageTimes
+from edgenode.core.outbound import FrameResult, StageTimes
+from edgenode.core.preprocess import Preprocessor
 from edgenode.core.stats import FrameStats
 from edgenode.logs import get_logger
 from edgenode.node.model_loading import LoadedModel
-from edgenode.node.publishing import Publishers, StreamSize
-from edgenode.node.scheduler import Inferred
+from edgenode.node.publishing import FramePublisher
+from edgenode.node.scheduler import FrameSkipped, Inferred, InvokeResult
 
 MAX_PLAUSIBLE_LATENCY_NS = 10_000_000_000
 
@@ -50,23 +58,48 @@ def keep_published(detections: Detections, tracks: list[TrackInfo | None], thres
     return detections.select(keep), [track for track, kept in zip(tracks, keep.tolist(), strict=True) if kept]
 
 
-class PostStage:
-    """Called on the post thread for every inferred frame; owns the tracker and the frame stats."""
+class PrepareStage:
+    """Import a camera frame, preprocess it into the given input array, release it before returning."""
 
-    def __init__(self, model: LoadedModel, publishers: Publishers, *, tracker: ByteTracker | None,
-                 threshold: float, stream_size: Any, status: str, profile: bool) -> None:
+    def __init__(self, frames: CameraFrames, preprocessor: Preprocessor) -> None:
+        self.frames = frames
+        self.preprocessor = preprocessor
+
+    def __call__(self, ref: FrameRef, into: np.ndarray) -> InputGeometry:
+        frame = self.frames.open(ref)  # an import failure is counted by reason and logged there
+        if frame is None:
+            raise FrameSkipped(f"frame {ref.fd} of pid {ref.pid} could not be imported")
+        with frame:
+            return self.preprocessor.run(frame, into)
+
+
+class InvokeStage:
+    """Copy a prepared input into the model, run it, and return copies of its outputs with each step's time."""
+
+    def __init__(self, runtime: TFLiteRuntime) -> None:
+        self.runtime = runtime
+
+    def __call__(self, prepared: np.ndarray) -> InvokeResult:
+        runtime = self.runtime
+        started = time.perf_counter_ns()
+        runtime.set_input(prepared)
+        copied = time.perf_counter_ns()
+        runtime.invoke()
+        invoked = time.perf_counter_ns()
+        outputs = [view.copy() for view in runtime.output_views()]
+        return InvokeResult(outputs, copied - started, invoked - copied, time.perf_counter_ns() - invoked)
+
+
+class PostStage:
+    """Called on the post thread for every inferred frame; owns the stream's tracker and frame stats."""
+
+    def __init__(self, model: LoadedModel, publisher: FramePublisher, *, tracker: ByteTracker | None,
+                 threshold: float, profile: bool) -> None:
         self.model = model
-        self.publishers = publishers
+        self.publisher = publisher
         self.tracker = tracker
         self.threshold = threshold
-        self.stream_size = stream_size
-        self.status = status
         self.profile = profile
-        description = model.description
-        self.has_boxes = "Detection" in description.model_types
-        self.info = ModelInfoTemplate.for_model(
-            input_spec=description.inputs[0], output_spec=description.outputs[0], labels=description.labels,
-            model_types=description.model_types, model_format=description.model_format, model_name=description.name)
         self._labels: dict[int, str] = {}
         self.stats = FrameStats(started_ns=time.monotonic_ns())
         self.first_frame_logged = False
@@ -93,8 +126,7 @@ class PostStage:
                            decode_ns=decoded - started, track_ns=tracked - decoded)
         labels = [self._label(index) for index in detections.classes.tolist()]
         result = FrameResult(frame.header, detections, labels, tracks, times)
-        size: StreamSize = self.stream_size(frame)
-        self.publishers.frame(result, self.info, has_boxes=self.has_boxes, status=self.status, size=size)
+        self.publisher.publish(result, frame.layout)
         published = time.perf_counter_ns()
         latency = time.time_ns() - frame.stamp_ns
         if not 0 <= latency < MAX_PLAUSIBLE_LATENCY_NS:  # camera clock is not ours: time since arrival

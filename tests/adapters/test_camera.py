@@ -99,38 +99,3 @@ def test_import_failures_are_skips_not_crashes() -> None:
 def test_gap_seconds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="gap_seconds"):
         CameraFrames(LatestSlot(), "t", gap_seconds=0)
-
-
-def test_convert_imports_preprocesses_and_releases() -> None:
-    import os
-
-    import numpy as np
-
-    from edgenode.adapters.dmabuf import FrameImportError
-    from edgenode.core.preprocess import CpuPreprocessor
-    from edgenode.core.tensors import TensorSpec
-
-    camera = Producer()
-    try:
-        pid, fd, _ = camera.frames[0]
-
-        async def scenario() -> None:
-            frames = CameraFrames(LatestSlot(), "rt/camera/dma")
-            pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
-            staging = np.zeros((1, 32, 32, 3), np.uint8)
-            frames.slot.put(sample(pid=pid, fd=fd))
-            ref = await frames.next(timeout=1)
-            assert ref is not None
-            before = len(os.listdir("/proc/self/fd"))
-            for _ in range(20):
-                geometry = await asyncio.to_thread(frames.convert, ref, pre, staging)
-            assert len(os.listdir("/proc/self/fd")) == before
-            assert geometry.top == 4 and staging.any()
-            bad = ref.__class__(ref.pid, 999, ref.layout, ref.header)
-            with pytest.raises(FrameImportError):
-                frames.convert(bad, pre, staging)
-            assert frames.stats.skipped == {"closed_fd": 1}
-
-        run(scenario())
-    finally:
-        camera.stop()

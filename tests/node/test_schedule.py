@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgenode.node.lifecycle import choose_schedule
+from edgenode.node.compose import choose_schedule
 
 
 @pytest.mark.parametrize(("schedule", "delegate", "threads", "cores", "expected"), [
