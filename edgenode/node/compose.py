@@ -25,8 +25,8 @@ from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames
 from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.adapters.tflite import available_cores
 from edgenode.adapters.zenoh_bus import ZenohBus
-from edgenode.config import NodeConfig
-from edgenode.core.bytetrack import NS_PER_SECOND, ByteTracker, track_thresholds
+from edgenode.config import DecodeSettings, NodeConfig, TrackSettings
+from edgenode.core.bytetrack import NS_PER_SECOND, ByteTracker
 from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef
 from edgenode.core.preprocess import Preprocessor
@@ -37,6 +37,35 @@ from edgenode.node.preprocessing import build_preprocessor
 from edgenode.node.publishing import Publishers, StreamSize
 from edgenode.node.scheduler import Pipeline, Stages
 from edgenode.node.stages import InvokeStage, PostStage, PrepareStage
+
+
+@dataclass(frozen=True)
+class TrackThresholds:
+    """Score thresholds of a tracking pipeline.
+
+    ``decoder``: the decoder keeps boxes at or above it; ``high_conf``: pass 1 and new tracks;
+    ``low_score``: the least score pass 2 considers.
+    """
+
+    decoder: float
+    high_conf: float
+    low_score: float
+
+
+def track_thresholds(track: TrackSettings, decode: DecodeSettings) -> TrackThresholds:
+    """Decoder and tracker thresholds for both EdgeFirst flag generations.
+
+    Without tracking the decoder runs at ``--threshold``. With tracking it runs at
+    ``min(--threshold, --track-score)`` so boxes from ``--track-score`` up reach pass 2 (2.8's
+    intent; 2.7 cut them at ``--threshold``); the high threshold, which starts tracks, is
+    ``--track-high-conf`` (2.7's flag, 0.7) and the low one ``--track-score`` (capped at the high
+    one). 2.8 used ``--threshold`` as the high threshold: set ``--track-high-conf`` to it for that.
+    BENCHMARKS.md compares the three on ground truth.
+    """
+    low = min(track.score, track.high_conf)
+    if not track.enabled:
+        return TrackThresholds(decode.threshold, track.high_conf, low)
+    return TrackThresholds(min(decode.threshold, track.score), track.high_conf, low)
 
 
 def choose_schedule(schedule: str, delegate: str | None, model_threads: int, cores: int) -> tuple[bool, int]:
