@@ -35,7 +35,9 @@ class CameraFrames:
         self.gap_seconds = gap_seconds
         self.importer = importer or DmaBufImporter()
         self._skipped = IngestStats()
-        self._last_frame = time.monotonic()
+        self.subscribed_at = time.monotonic()
+        self.frame_size: tuple[int, int] | None = None  # width and height of the newest valid frame
+        self._last_frame = self.subscribed_at
         self._in_gap = False
         self._logged: Counter[str] = Counter()
         self._lock = threading.Lock()  # skips are counted from the loop and from a preprocessing thread
@@ -51,6 +53,12 @@ class CameraFrames:
         """A snapshot of the counters."""
         with self._lock:
             return IngestStats(self.slot.received, self.slot.dropped, Counter(self._skipped.skipped))
+
+    def silence(self, now: float) -> tuple[float, bool]:
+        """Seconds since the newest camera message arrived (since subscribing when none has), and whether
+        one has; read on the event loop."""
+        last = self.slot.last_put
+        return (now - last, True) if self.slot.received else (now - self.subscribed_at, False)
 
     def _skip(self, reason: str, message: str, level: str = "warning") -> None:
         with self._lock:
@@ -93,9 +101,12 @@ class CameraFrames:
                                        f"(at most {MAX_MESSAGE_BYTES} bytes)")
                 continue
             try:
-                return decode_frame(received.payload, received.encoding)
+                ref = decode_frame(received.payload, received.encoding)
             except FrameRejected as exc:
                 self._skip(exc.reason, str(exc))
+                continue
+            self.frame_size = (ref.layout.width, ref.layout.height)
+            return ref
 
     def open(self, ref: FrameRef) -> ImportedFrame | None:
         """Import ``ref``'s buffer, or count and log why not and return None."""
