@@ -1,4 +1,5 @@
-"""What the node needs of its message bus: publications it declares, subscriptions it reads, a close.
+"""What the node needs of its message bus: publications it declares, subscriptions it reads, its status
+announcement, a close.
 
 :class:`edgenode.adapters.zenoh_bus.ZenohBus` is the daemon's bus; the node's tests use an
 in-memory one (``tests/helpers/bus.py``) with the same interface and no Zenoh.
@@ -21,8 +22,24 @@ class Outlet(Protocol):
     def put(self, payload: bytes) -> None: ...
 
 
+class Announced(Protocol):
+    """A status announcement (liveliness token and queryable): its key, replies sent, replies allowed a second."""
+
+    key: str
+    answered: int
+    rate: float
+
+
 class Bus(Protocol):
-    """Declare publications, subscribe (payloads over ``max_bytes`` arrive empty, with ``oversize`` set)."""
+    """Declare publications, subscribe (payloads over ``max_bytes`` arrive empty, with ``oversize`` set),
+    announce the node's status (``zid``: the session's id, ``namespace``: the prefix of its keys on the wire)."""
+
+    namespace: str
+
+    @property
+    def zid(self) -> str: ...
+
+    def announce(self, kind: str, answer: Callable[[], bytes]) -> Announced: ...
 
     def publication(self, key: str, schema: str) -> Outlet: ...
 

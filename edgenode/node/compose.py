@@ -37,6 +37,7 @@ from edgenode.node.preprocessing import build_preprocessor
 from edgenode.node.publishing import Publishers, StreamSize
 from edgenode.node.scheduler import Pipeline, Stages
 from edgenode.node.stages import InvokeStage, PostStage, PrepareStage
+from edgenode.node.status import StatusBoard
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,10 @@ class NodeParts:
         if follow:
             bus.subscribe(follow, size.on_camera_info, loop)
         return Stream(frames, size, publishers, follow)
+
+    def status_board(self) -> StatusBoard:
+        """The node's fleet status, announced once the bus opens."""
+        return StatusBoard(self.config)
 
     def load_model(self) -> LoadedModel:
         """The model, its decoder keeping boxes from the decoder threshold up (blocking; raises ModelError)."""

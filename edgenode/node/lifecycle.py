@@ -19,9 +19,11 @@ from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.adapters.zenoh_bus import ZenohConfigError
 from edgenode.core.model_config import ModelError
 from edgenode.core.preprocess import PreprocessError
+from edgenode.core.status import LOADING, STOPPING, WAITING_FOR_ROUTER
 from edgenode.logs import get_logger
 from edgenode.node import supervision
 from edgenode.node.scheduler import FatalPipelineError
+from edgenode.node.status import REFRESH_SECONDS
 
 if TYPE_CHECKING:
     from edgenode.node.bus import Bus
@@ -74,6 +76,7 @@ class Node:
         self.unclean = False  # set when a stage would not stop in time: the process must exit hard
         self.stream: Stream | None = None
         self.running: Running | None = None
+        self.status = parts.status_board()
         self._log: Any = get_logger("edgenode.node")
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -81,6 +84,7 @@ class Node:
             if not self.stop.is_set():
                 self._log.info(f"{name}: shutting down")
                 self.notifier.stopping()
+                self.status.enter(STOPPING)
             self.stop.set()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -93,6 +97,7 @@ class Node:
         def no_router(reason: str) -> None:
             self._log.warning(reason)
             self.notifier.status("waiting for the zenoh router")
+            self.status.phase = WAITING_FOR_ROUTER  # (on the opening thread; nobody can ask before the bus opens)
 
         try:
             return await asyncio.to_thread(self.parts.open_bus, self.stop.is_set, no_router)
@@ -103,6 +108,7 @@ class Node:
         """The model, loaded on its own thread while the heartbeat publishes; None when stopped first."""
         model = self.config.model
         self.notifier.status(f"loading {model.path.name}")
+        self.status.enter(LOADING)
         self._log.info(f"loading model {model.path}", camera_topic=self.config.topics.camera)
         loaded = asyncio.Event()
         heartbeat = asyncio.create_task(supervision.heartbeat(stream.frames, stream.publishers, loaded))
@@ -133,6 +139,7 @@ class Node:
                        delegate=model.runtime.delegate or "cpu", tracking=running.tracker is not None,
                        schedule="overlap" if running.pipeline.overlap else "serial")
         self.notifier.ready(f"running {description.name}")
+        self.status.started_running(running)
         return running
 
     async def _run(self, running: Running) -> int:
@@ -173,6 +180,8 @@ class Node:
         tasks: list[asyncio.Task[Any]] = []
         try:
             self.stream = stream = self.parts.stream(bus, asyncio.get_running_loop())
+            self.status.announce(bus, stream)
+            tasks.append(asyncio.create_task(supervision.refresh_status(self.status.refresh, REFRESH_SECONDS)))
             if stream.camera_info_topic:
                 tasks.append(asyncio.create_task(
                     supervision.warn_without_camera_info(stream.size, stream.camera_info_topic)))
@@ -184,11 +193,12 @@ class Node:
                 return 0
             self.running = running = self._start(model, stream)
             tasks.append(asyncio.create_task(
-                supervision.report_stats(running.stats_line, self.config.log.stats_interval, self.notifier,
-                                         self.stop)))
+                supervision.report_stats(lambda: self.status.record_window(running.stats_line()),
+                                         self.config.log.stats_interval, self.notifier, self.stop)))
             return await self._run(running)
         finally:
             self.stop.set()
+            self.status.enter(STOPPING)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

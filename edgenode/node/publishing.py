@@ -138,7 +138,7 @@ class Publishers:
             self._mask_worker.submit(mask)
 
     def counters(self) -> dict[str, int]:
-        """Messages sent per topic and mask work dropped (for the stats log)."""
+        """Messages sent per topic, mask work dropped and failed (for the stats log)."""
         sent = {f"sent_{name}": pub.sent for name, pub in (
             ("detect", self.detect), ("info", self.info), ("mask", self.mask),
             ("mask_compressed", self.mask_compressed), ("output", self.output), ("visual", self.visual))
@@ -146,6 +146,7 @@ class Publishers:
         for name, worker in (("mask", self._mask_worker), ("mask_compressed", self._compress_worker)):
             if worker is not None:
                 sent[f"{name}_dropped"] = worker.dropped
+                sent[f"{name}_failed"] = worker.failed
         return sent
 
     def close(self) -> None:

@@ -102,6 +102,7 @@ class PostStage:
         self.profile = profile
         self._labels: dict[int, str] = {}
         self.stats = FrameStats(started_ns=time.monotonic_ns())
+        self.publish_errors = 0  # frames whose publication raised (also counted as post failures)
         self.first_frame_logged = False
         self._log: Any = get_logger("edgenode.node")
 
@@ -126,7 +127,11 @@ class PostStage:
                            decode_ns=decoded - started, track_ns=tracked - decoded)
         labels = [self._label(index) for index in detections.classes.tolist()]
         result = FrameResult(frame.header, detections, labels, tracks, times)
-        self.publisher.publish(result, frame.layout)
+        try:
+            self.publisher.publish(result, frame.layout)
+        except Exception:
+            self.publish_errors += 1
+            raise
         published = time.perf_counter_ns()
         latency = time.time_ns() - frame.stamp_ns
         if not 0 <= latency < MAX_PLAUSIBLE_LATENCY_NS:  # camera clock is not ours: time since arrival

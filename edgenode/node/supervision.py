@@ -3,7 +3,8 @@
 - :func:`heartbeat`: while the model loads, placeholders for every camera frame whose buffer imports;
 - :func:`report_stats`: every ``--stats-interval`` seconds, the stats line and systemd's STATUS;
 - :func:`watchdog`: systemd's watchdog pinged while the pipeline makes progress (or waits for frames);
-- :func:`warn_without_camera_info`: one warning when the camera's resolution does not come.
+- :func:`warn_without_camera_info`: one warning when the camera's resolution does not come;
+- :func:`refresh_status`: the fleet status snapshot, a few times a second.
 """
 
 from __future__ import annotations
@@ -70,3 +71,10 @@ async def warn_without_camera_info(size: StreamSize, topic: str, wait: float = C
     await asyncio.sleep(wait)
     if size.known is None:
         _log().warning(f"no CameraInfo on {topic} after {wait:g} s; annotating in the frames' own pixel size")
+
+
+async def refresh_status(refresh: Callable[[], None], period: float) -> None:
+    """Call ``refresh`` (the status snapshot) every ``period`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(period)
+        refresh()

@@ -3,12 +3,14 @@
 ``bus.publication(key, schema)`` records every payload it is given (``bus.sent(key)``);
 ``bus.deliver(key, payload)`` hands a sample to the subscriptions on ``key`` as ZenohBus's
 callbacks would (copied to the event loop, payloads over ``max_bytes`` arriving empty with
-``oversize`` set). Keys are matched exactly (no wildcards).
+``oversize`` set). Keys are matched exactly (no wildcards). ``bus.status()`` asks the announced
+status, as a status query would, and returns the decoded document.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgenode.adapters.zenoh_bus import LatestSlot, Received
+from edgenode.core.status import status_key
 
 
 class MemoryPublication:
@@ -45,10 +48,28 @@ class Subscription:
     open: bool = True
 
 
+class MemoryAnnouncement:
+    """An announced status: ``query()`` answers as the status queryable would."""
+
+    def __init__(self, key: str, answer: Callable[[], bytes]) -> None:
+        self.key = key
+        self.answer = answer
+        self.answered = 0
+        self.rate = 50.0
+
+    def query(self) -> bytes:
+        self.answered += 1
+        return self.answer()
+
+
 class MemoryBus:
     """The bus double; ``closed`` once :meth:`close` ran."""
 
+    namespace = ""
+    zid = "0123456789abcdef0123456789abcdef"
+
     def __init__(self) -> None:
+        self.announcements: dict[str, MemoryAnnouncement] = {}
         self.publications: dict[str, MemoryPublication] = {}
         self.subscriptions: list[Subscription] = []
         self.closed = False
@@ -79,12 +100,23 @@ class MemoryBus:
         self.subscribe(key, slot.put, loop, max_bytes=max_bytes)
         return slot
 
+    def announce(self, kind: str, answer: Callable[[], bytes]) -> MemoryAnnouncement:
+        assert kind not in self.announcements, f"{kind} announced twice"
+        announcement = self.announcements[kind] = MemoryAnnouncement(status_key(kind, self.zid), answer)
+        return announcement
+
     def close(self) -> None:
         for subscription in self.subscriptions:
             subscription.open = False
+        self.announcements.clear()
         self.closed = True
 
     # -- the test's side -------------------------------------------------------------------
+    def status(self, kind: str = "node") -> dict[str, object] | None:
+        """The announced status document of ``kind`` (None when none is announced, or after close)."""
+        announcement = self.announcements.get(kind)
+        return json.loads(announcement.query()) if announcement is not None else None
+
     def subscribed(self, key: str) -> list[Subscription]:
         return [s for s in self.subscriptions if s.key == key and s.open]
 

@@ -20,6 +20,7 @@ OUTPUT = TensorSpec("output0", (1, 6, 10), np.dtype(np.float32), index=1)
 class FakeRuntime:
     """A TFLiteRuntime's interface: ``invoke`` sums the input into a one-value output."""
 
+    runtime = "fake"
     delegate = None
     threads = 1
 

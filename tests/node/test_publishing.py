@@ -64,7 +64,7 @@ def test_a_frame_goes_out_in_the_reference_order_with_the_models_facts() -> None
     assert (info.model_name, info.model_types, info.labels, info.header.stamp) == (
         "fake-model", "Detection", ["person", "car"], HEADER.stamp)
     assert out.counters() == {"sent_detect": 2, "sent_info": 2, "sent_mask": 0, "sent_output": 2, "sent_visual": 2,
-                              "mask_dropped": 0}
+                              "mask_dropped": 0, "mask_failed": 0}
     out.close()
 
 
