@@ -51,7 +51,10 @@ LAYERS: dict[str, set[str]] = {
     "tools": EVERYTHING,
     "__init__": set(),
     "__main__": {"edgenode.cli", *STDLIB},
-    "cli": {"edgenode.__init__", "edgenode.app", *SHELL, *STDLIB},
+    "cli": {"edgenode.__init__", "edgenode.app", "edgenode.fleet.command", *SHELL, *STDLIB},
+    # ``edgenode status``: the fleet's status over the Zenoh adapter, with the node's zenoh flags
+    "fleet": {"edgenode.fleet", "edgenode.adapters.zenoh_bus", "edgenode.core", "edgenode.cli", *SHELL,
+              *PURE_STDLIB, "argparse", "os", "sys", "time"},
     "app": {"edgenode.node.compose", "edgenode.node.lifecycle", *SHELL, *STDLIB},
     "config": PURE_STDLIB,
     "logs": {*STDLIB, "structlog"},
