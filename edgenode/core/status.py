@@ -206,24 +206,25 @@ def node_status(identity: Identity, phase: str, *, uptime_s: float, model: Model
             "last_error": dict(last_error) if last_error is not None else None}
 
 
-def camera_status(identity: Identity, *, stopping: bool, uptime_s: float, stream: StreamFacts,
-                  pixel_format: str, target_fps: float, published: int, late: int,
+def camera_status(identity: Identity, *, stopping: bool, uptime_s: float, topic: str, size: tuple[int, int],
+                  pixel_format: str, target_fps: float, published: int, late: int, silent_s: float,
                   window: tuple[float, int] | None, answered: int, query_limit: float) -> dict[str, Any]:
-    """The camera simulator's status document: the same schema, ``kind`` camera, no model; ``window`` is
-    (seconds, frames published in them)."""
+    """The camera simulator's status document: the same schema with ``kind`` camera and no model; its one
+    stream says what it publishes; ``window`` is (seconds, frames published in them)."""
     if stopping:
         state, detail = STOPPING, "stopping"
     else:
         state, detail = RUNNING, f"publishing {pixel_format} at {target_fps:g} fps"
-    stream_doc = {**stream.document(), "format": pixel_format, "target_fps": target_fps}
     window_doc: dict[str, Any] | None = None
     if window is not None and window[0] > 0:
         window_doc = {"seconds": round(window[0], 3), "fps": round(window[1] / window[0], 2), "frames": window[1],
                       "boxes_per_frame": None, "latency_ms": None, "stages_ms": {}}
+    stream = {"topic": topic, "size": list(size), "format": pixel_format, "target_fps": target_fps,
+              "fps": window_doc["fps"] if window_doc else None,
+              "last_frame_age_s": round(silent_s, 3) if published else None, "published": published}
     return {"version": SCHEMA_VERSION, "kind": identity.kind, "identity": identity.document(), "state": state,
-            "state_detail": detail, "uptime_s": round(uptime_s, 1), "model": None, "cameras": [stream_doc],
-            "window": window_doc,
-            "counters": {"frames_published": published, "late": late},
+            "state_detail": detail, "uptime_s": round(uptime_s, 1), "model": None, "cameras": [stream],
+            "window": window_doc, "counters": {"frames_published": published, "late": late},
             "queries": {"answered": answered, "limit_per_s": query_limit}, "last_error": None}
 
 

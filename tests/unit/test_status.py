@@ -107,15 +107,18 @@ def test_window_before_the_first_report_and_without_frames() -> None:
 
 def test_camera_document_is_the_same_schema_without_a_model() -> None:
     identity = Identity("camera", "board-a", 99, "0.1.0", "cam1", "cd34", 1_800_000_000.0)
-    document = camera_status(identity, stopping=False, uptime_s=12.0, stream=stream(), pixel_format="YUYV",
-                             target_fps=30.0, published=360, late=1, window=(2.0, 60), answered=0, query_limit=50.0)
+    facts = {"uptime_s": 12.0, "topic": "rt/camera/dma", "size": (640, 480), "pixel_format": "YUYV",
+             "target_fps": 30.0, "published": 360, "late": 1, "silent_s": 0.02, "answered": 0, "query_limit": 50.0}
+    document = camera_status(identity, stopping=False, window=(2.0, 60), **facts)  # type: ignore[arg-type]
     assert document["kind"] == "camera" and document["model"] is None and document["state"] == "running"
+    assert list(document) == ["version", "kind", "identity", "state", "state_detail", "uptime_s", "model", "cameras",
+                              "window", "counters", "queries", "last_error"]
     assert document["state_detail"] == "publishing YUYV at 30 fps"
-    assert document["cameras"][0]["format"] == "YUYV" and document["cameras"][0]["target_fps"] == 30.0
+    assert document["cameras"] == [{"topic": "rt/camera/dma", "size": [640, 480], "format": "YUYV", "target_fps": 30.0,
+                                    "fps": 30.0, "last_frame_age_s": 0.02, "published": 360}]
     assert document["window"]["fps"] == 30.0 and document["counters"] == {"frames_published": 360, "late": 1}
-    stopping = camera_status(identity, stopping=True, uptime_s=12.0, stream=stream(), pixel_format="YUYV",
-                             target_fps=30.0, published=360, late=1, window=None, answered=0, query_limit=50.0)
-    assert stopping["state"] == "stopping" and stopping["window"] is None
+    stopping = camera_status(identity, stopping=True, window=None, **facts)  # type: ignore[arg-type]
+    assert stopping["state"] == "stopping" and stopping["window"] is None and stopping["cameras"][0]["fps"] is None
 
 
 def test_a_reader_bounds_and_checks_replies() -> None:
