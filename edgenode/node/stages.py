@@ -7,6 +7,7 @@ maps boxes to the frame, tracks, labels, publishes and counts.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -58,6 +59,23 @@ def keep_published(detections: Detections, tracks: list[TrackInfo | None], thres
     return detections.select(keep), [track for track, kept in zip(tracks, keep.tolist(), strict=True) if kept]
 
 
+class SharedFrameStats:
+    """:class:`FrameStats` recorded on the post thread and reported (read and restarted) from the event loop:
+    one lock around both, so no frame recorded between a report's read and its restart is lost."""
+
+    def __init__(self, started_ns: int) -> None:
+        self._stats = FrameStats(started_ns)
+        self._lock = threading.Lock()
+
+    def record(self, times: StageTimes, publish_ns: int, latency_ns: int, box_count: int) -> None:
+        with self._lock:
+            self._stats.record(times, publish_ns, latency_ns, box_count)
+
+    def report(self, now_ns: int) -> dict[str, float]:
+        with self._lock:
+            return self._stats.report(now_ns)
+
+
 class PrepareStage:
     """Import a camera frame, preprocess it into the given input array, release it before returning."""
 
@@ -101,7 +119,7 @@ class PostStage:
         self.threshold = threshold
         self.profile = profile
         self._labels: dict[int, str] = {}
-        self.stats = FrameStats(started_ns=time.monotonic_ns())
+        self.stats = SharedFrameStats(time.monotonic_ns())
         self.first_frame_logged = False
         self._log: Any = get_logger("edgenode.node")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 import time
 
 import numpy as np
@@ -18,6 +20,7 @@ from edgenode.config import MaskSettings, Topics, VisualSettings
 from edgenode.core.bytetrack import ByteTracker
 from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef
+from edgenode.core.outbound import StageTimes
 from edgenode.core.pixels import YUYV, describe_frame, fourcc_code
 from edgenode.core.preprocess import CpuPreprocessor
 from edgenode.core.tensors import TensorSpec
@@ -134,3 +137,27 @@ def test_keep_published_and_to_frame() -> None:
     mapped = to_frame(found, InputGeometry.letterbox(64, 32, 32, 32))
     np.testing.assert_allclose(mapped.boxes, [[0, 0, 0.5, 1], [0.5, 0, 1, 1]])
     assert to_frame(found, InputGeometry.stretch(64, 48, 32, 32)) is found
+
+
+def test_every_frame_recorded_on_the_post_thread_reaches_a_stats_line() -> None:
+    """The post thread records while the event loop reports and restarts the interval: nothing may be lost."""
+    stats = post_stage(MemoryBus(), detections([], [], [])).stats
+    recorded, frames = 100_000, []
+    times = StageTimes(1_000, 2_000, 3_000, 4_000, 5_000)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+
+    def record() -> None:
+        for _ in range(recorded):
+            stats.record(times, 100, 1_000, 1)
+
+    try:
+        writer = threading.Thread(target=record)
+        writer.start()
+        while writer.is_alive():
+            frames.append(stats.report(time.monotonic_ns())["frames"])
+        writer.join()
+    finally:
+        sys.setswitchinterval(interval)
+    frames.append(stats.report(time.monotonic_ns())["frames"])
+    assert sum(frames) == recorded
