@@ -12,6 +12,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError, ImportedFrame
@@ -93,7 +94,7 @@ class CameraFrames:
                                        f"(at most {MAX_MESSAGE_BYTES} bytes)")
                 continue
             try:
-                return decode_frame(received.payload, received.encoding)
+                return replace(decode_frame(received.payload, received.encoding), arrived_ns=received.arrived_ns)
             except FrameRejected as exc:
                 self._skip(exc.reason, str(exc))
 

@@ -27,7 +27,8 @@ class FrameRejected(ValueError):
 
 @dataclass(frozen=True)
 class FrameRef:
-    """A validated frame in process ``pid``'s file descriptor ``fd``."""
+    """A validated frame in process ``pid``'s file descriptor ``fd``; ``arrived_ns``: when its message
+    arrived here (monotonic ns, 0 when unknown)."""
 
     pid: int
     fd: int
@@ -35,6 +36,7 @@ class FrameRef:
     header: Header
     seq: int | None = None
     message: str = DMA_BUFFER_SCHEMA
+    arrived_ns: int = 0
 
     @property
     def stamp_ns(self) -> int:

@@ -65,12 +65,12 @@ class FrameSkipped(Exception):
 
 @dataclass
 class Prepared(Generic[FrameT, GeometryT]):
-    """A frame converted into a staging input buffer."""
+    """A frame converted into a staging input buffer; ``taken_ns``: when the prepare stage took it (monotonic)."""
 
     frame: FrameT
     input: np.ndarray
     geometry: GeometryT
-    received_ns: int
+    taken_ns: int
     preprocess_ns: int
 
 
@@ -184,7 +184,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
 
     # -- one stage for one frame, blocking (on a stage thread); failures are counted and logged here --
 
-    def _prepare_one(self, frame: FrameT, staging: np.ndarray, received_ns: int) -> Prepared[FrameT, GeometryT] | None:
+    def _prepare_one(self, frame: FrameT, staging: np.ndarray, taken_ns: int) -> Prepared[FrameT, GeometryT] | None:
         """``frame`` converted into ``staging``; None when it was refused or failed."""
         try:
             geometry = self.stages.prepare(frame, staging)
@@ -195,9 +195,9 @@ class Pipeline(Generic[FrameT, GeometryT]):
             log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
             return None
         self.counters.prepared += 1
-        prepare_ns = time.monotonic_ns() - received_ns
+        prepare_ns = time.monotonic_ns() - taken_ns
         self.mean_prepare_ns = update_mean(self.mean_prepare_ns, prepare_ns)
-        return Prepared(frame, staging, geometry, received_ns, prepare_ns)
+        return Prepared(frame, staging, geometry, taken_ns, prepare_ns)
 
     def _invoke_one(self, prepared: Prepared[FrameT, GeometryT]) -> Inferred[FrameT, GeometryT] | None:
         """The model run on ``prepared``; None when it failed, :class:`FatalPipelineError` when it keeps failing."""
@@ -230,9 +230,9 @@ class Pipeline(Generic[FrameT, GeometryT]):
             self.counters.posted += 1
             self._touch()
 
-    def _one_frame(self, frame: FrameT, received_ns: int) -> None:
+    def _one_frame(self, frame: FrameT, taken_ns: int) -> None:
         """Serial: every stage of one frame, in turn, on one thread."""
-        prepared = self._prepare_one(frame, self._staging[0], received_ns)
+        prepared = self._prepare_one(frame, self._staging[0], taken_ns)
         inferred = self._invoke_one(prepared) if prepared is not None else None
         if inferred is not None:
             self._post_one(inferred)

@@ -148,7 +148,7 @@ class PostStage:
         published = time.perf_counter_ns()
         latency = time.time_ns() - frame.stamp_ns
         if not 0 <= latency < MAX_PLAUSIBLE_LATENCY_NS:  # camera clock is not ours: time since arrival
-            latency = time.monotonic_ns() - item.prepared.received_ns
+            latency = time.monotonic_ns() - (frame.arrived_ns or item.prepared.taken_ns)
         self.stats.record(times, published - tracked, latency, len(detections))
         if not self.first_frame_logged:
             self.first_frame_logged = True

@@ -91,11 +91,11 @@ def post_stage(bus: MemoryBus, found: object, *, tracker: ByteTracker | None = N
                      threshold=threshold, profile=False)
 
 
-def inferred(stamp_ns: int, geometry: InputGeometry | None = None, received_ns: int = 0) -> Inferred[FrameRef,
+def inferred(stamp_ns: int, geometry: InputGeometry | None = None, taken_ns: int = 0) -> Inferred[FrameRef,
                                                                                                       InputGeometry]:
     header = m.Header(m.Time.from_nanos(stamp_ns), "camera")
     geometry = geometry or InputGeometry.stretch(64, 48, 32, 32)
-    prepared = Prepared(FrameRef(1, 2, LAYOUT, header), np.zeros(1), geometry, received_ns, 3_000_000)
+    prepared = Prepared(FrameRef(1, 2, LAYOUT, header), np.zeros(1), geometry, taken_ns, 3_000_000)
     return Inferred(prepared, InvokeResult([], 1_000_000, 5_000_000, 10_000))
 
 
@@ -161,3 +161,19 @@ def test_every_frame_recorded_on_the_post_thread_reaches_a_stats_line() -> None:
         sys.setswitchinterval(interval)
     frames.append(stats.report(time.monotonic_ns())["frames"])
     assert sum(frames) == recorded
+
+
+def test_when_the_camera_clock_is_not_ours_latency_counts_from_the_frames_arrival() -> None:
+    frames = CameraFrames(LatestSlot(), "rt/camera/dma")
+    message = m.DmaBuffer(m.Header(m.Time(5, 0), "camera"), 1234, 7, 64, 48, 128, fourcc_code("YUYV"), 64 * 48 * 2)
+    began = time.monotonic_ns()
+    arrived = began - 200_000_000  # it waited 200 ms in the subscription before the stage took it
+    frames.slot.put(Received(m.encode(message), "application/cdr;edgefirst_msgs/msg/DmaBuffer", arrived))
+    ref = asyncio.run(frames.next(timeout=1))
+    assert ref is not None
+    post = post_stage(MemoryBus(), detections([], [], []))
+    taken = time.monotonic_ns()
+    prepared = Prepared(ref, np.zeros(1), InputGeometry.stretch(64, 48, 32, 32), taken, 0)
+    post(Inferred(prepared, InvokeResult([], 0, 0, 0)))
+    latency = post.stats.report(time.monotonic_ns())["latency_ms"]
+    assert 200 <= latency <= 200 + (time.monotonic_ns() - began) / 1e6
