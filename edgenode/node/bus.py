@@ -1,4 +1,4 @@
-"""What the node needs of its message bus: publications it declares, subscriptions it reads, a close.
+"""What the node needs of its message bus: publications it declares, newest-only subscriptions, a close.
 
 :class:`edgenode.adapters.zenoh_bus.ZenohBus` is the daemon's bus; the node's tests use an
 in-memory one (``tests/helpers/bus.py``) with the same interface and no Zenoh.
@@ -7,7 +7,6 @@ in-memory one (``tests/helpers/bus.py``) with the same interface and no Zenoh.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Protocol
 
 from edgenode.adapters.zenoh_bus import LatestSlot, Received
@@ -22,12 +21,10 @@ class Outlet(Protocol):
 
 
 class Bus(Protocol):
-    """Declare publications, subscribe (payloads over ``max_bytes`` arrive empty, with ``oversize`` set)."""
+    """Declare publications; subscribe keeping the newest sample (one over ``max_bytes`` arrives empty, with
+    ``oversize`` set)."""
 
     def publication(self, key: str, schema: str) -> Outlet: ...
-
-    def subscribe(self, key: str, deliver: Callable[[Received], None], loop: asyncio.AbstractEventLoop, *,
-                  max_bytes: int | None = None) -> Callable[[], None]: ...
 
     def subscribe_latest(self, key: str, loop: asyncio.AbstractEventLoop, *,
                          max_bytes: int | None = None) -> LatestSlot[Received]: ...

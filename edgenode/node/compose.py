@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames
+from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames, CameraInfos
 from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.adapters.tflite import available_cores
 from edgenode.adapters.zenoh_bus import ZenohBus
@@ -87,7 +87,7 @@ class Stream:
     frames: CameraFrames
     size: StreamSize
     publishers: Publishers
-    camera_info_topic: str  # "" when the size is not followed (no --visualization)
+    camera_info: CameraInfos | None  # None when the size is not followed (no --visualization)
 
     def close(self) -> None:
         """Let mask work in hand finish (the subscriptions and publications close with the bus)."""
@@ -144,10 +144,11 @@ class NodeParts:
         size = StreamSize()
         publishers = Publishers(bus, topics, config.mask, config.visual, size=size, model_path=str(config.model.path))
         frames = CameraFrames(bus.subscribe_latest(topics.camera, loop, max_bytes=MAX_MESSAGE_BYTES), topics.camera)
-        follow = topics.camera_info if config.visual.enabled else ""
-        if follow:
-            bus.subscribe(follow, size.on_camera_info, loop)
-        return Stream(frames, size, publishers, follow)
+        infos = None
+        if config.visual.enabled and topics.camera_info:
+            infos = CameraInfos(bus.subscribe_latest(topics.camera_info, loop, max_bytes=MAX_MESSAGE_BYTES),
+                                topics.camera_info)
+        return Stream(frames, size, publishers, infos)
 
     def load_model(self) -> LoadedModel:
         """The model, its decoder keeping boxes from the decoder threshold up (blocking; raises ModelError)."""

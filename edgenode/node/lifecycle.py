@@ -173,9 +173,8 @@ class Node:
         tasks: list[asyncio.Task[Any]] = []
         try:
             self.stream = stream = self.parts.stream(bus, asyncio.get_running_loop())
-            if stream.camera_info_topic:
-                tasks.append(asyncio.create_task(
-                    supervision.warn_without_camera_info(stream.size, stream.camera_info_topic)))
+            if stream.camera_info is not None:
+                tasks.append(asyncio.create_task(supervision.follow_camera_info(stream.camera_info, stream.size)))
             if self.notifier.watchdog_interval:
                 tasks.append(asyncio.create_task(
                     supervision.watchdog(self.notifier, self.notifier.watchdog_interval, self._stalled, self.stop)))
