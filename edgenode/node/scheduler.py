@@ -32,7 +32,10 @@ import numpy as np
 
 from edgenode.logs import get_logger
 
-log = get_logger(__name__)
+
+def _log() -> Any:
+    """This module's logger, looked up when used (one bound at import escapes tests' log capture)."""
+    return get_logger(__name__)
 
 FrameT = TypeVar("FrameT")
 GeometryT = TypeVar("GeometryT")
@@ -192,7 +195,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
             return None
         except Exception as exc:
             self.counters.prepare_failed += 1
-            log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
+            _log().warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
             return None
         self.counters.prepared += 1
         prepare_ns = time.monotonic_ns() - taken_ns
@@ -207,7 +210,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
         except Exception as exc:
             self._invoke_failures += 1
             self.counters.invoke_failed += 1
-            log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
+            _log().error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
                       consecutive=self._invoke_failures)
             if self._invoke_failures >= self.max_invoke_failures:
                 raise FatalPipelineError(
@@ -225,7 +228,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
             self.stages.post(inferred)
         except Exception as exc:
             self.counters.post_failed += 1
-            log.error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
+            _log().error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
         else:
             self.counters.posted += 1
             self._touch()

@@ -28,6 +28,7 @@ import zenoh
 from edgenode.core.pixels import YUYV
 from edgenode.messages import CameraFrame, DmaBuffer, Header, Tensor, TensorPlane, Time, encode
 from edgenode.tools.demo.shapes_model import build_shapes_model
+from tests.helpers.native import source
 from tests.helpers.processes import (
     PYTHON,
     Listener,
@@ -508,7 +509,7 @@ def test_a_model_that_keeps_failing_exits_1_with_one_clear_line(shapes: Path, tm
 
 # -- the cache directory is read-only or full ----------------------------------------------------
 
-FAKE_DELEGATE = (Path(__file__).resolve().parents[1] / "helpers" / "native" / "fake_delegate.c").read_text()
+FAKE_DELEGATE = source("fake_delegate.c").read_text()
 
 
 @pytest.fixture(scope="module")
