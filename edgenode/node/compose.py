@@ -174,8 +174,9 @@ class NodeParts:
             publisher = stream.publishers.for_model(model.description, status=config.model.path.name)
             post = PostStage(model, publisher, tracker=tracker, threshold=config.decode.threshold,
                              profile=config.log.profile)
-            stages = Stages(stream.frames.next, PrepareStage(stream.frames, preprocessor), InvokeStage(runtime), post,
-                            spec.shape, spec.dtype)
+            invoke = InvokeStage(runtime)
+            stages = Stages(stream.frames.next, PrepareStage(stream.frames, preprocessor), invoke, post, spec.shape,
+                            spec.dtype, invoke.model_input)
             return Running(stream, model, preprocessor, tracker, post, Pipeline(stages, overlap=overlap))
         except BaseException:
             preprocessor.close()

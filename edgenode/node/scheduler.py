@@ -12,7 +12,9 @@ Stages run on single-thread executors, never on the event loop. Two schedules:
   hand-offs between threads, which cost about 0.7 ms a frame on a busy 2-core machine), then
   take the newest frame. When the model runs on the CPU with every core, work beside an invoke
   only slows it (its threads wait for the one that lost its core, and Python threads contend for
-  the GIL): taking turns is faster there.
+  the GIL): taking turns is faster there. Nothing else touches the model's input meanwhile, so
+  the frame is prepared straight into it (``Stages.model_input``) instead of a staging buffer
+  that invoke would copy.
 
 The prepare stage takes the newest camera frame only when it is free to work on it, so frames
 that arrive meanwhile are dropped by the frame source, never queued. Nothing blocking runs on
@@ -113,10 +115,12 @@ class Stages(Generic[FrameT, GeometryT]):
     """The blocking work of each stage, supplied by the composition root.
 
     ``next_frame`` waits (async) for the newest frame or returns None on timeout;
-    ``prepare`` fills the given staging array from the frame and returns its geometry (it must
-    release the frame's resources before returning); ``invoke`` copies a staging array into the
-    model, runs it and returns copies of the outputs with each step's duration;
-    ``post`` decodes, tracks and publishes one inferred frame.
+    ``prepare`` fills the given array from the frame and returns its geometry (it must release the
+    frame's resources before returning); ``invoke`` runs the model on a prepared array (copying it
+    into the model unless it is ``model_input``) and returns copies of the outputs with each step's
+    duration; ``post`` decodes, tracks and publishes one inferred frame. ``model_input``, the
+    model's own input array, is what the serial schedule prepares into; the overlap schedule
+    prepares into staging arrays of ``staging_shape`` and ``staging_dtype``.
     """
 
     next_frame: Callable[[float], Awaitable[FrameT | None]]
@@ -125,6 +129,7 @@ class Stages(Generic[FrameT, GeometryT]):
     post: Callable[[Inferred[FrameT, GeometryT]], None]
     staging_shape: tuple[int, ...]
     staging_dtype: np.dtype
+    model_input: np.ndarray | None = None
 
 
 _END = object()
@@ -147,7 +152,9 @@ class Pipeline(Generic[FrameT, GeometryT]):
         self._invoke_failures = 0  # in a row
         self.mean_prepare_ns: float | None = None
         self.mean_invoke_ns: float | None = None
-        self._staging = [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)]
+        self._staging: list[np.ndarray] = (
+            [stages.model_input] if not overlap and stages.model_input is not None  # serial: prepare into the model
+            else [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)])
         self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"edgenode-{name}")
                            for name in ("prepare", "invoke", "post")}
         self.waiting_for_frames = True

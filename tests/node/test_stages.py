@@ -71,7 +71,7 @@ def test_prepare_imports_preprocesses_and_releases_and_an_import_failure_is_a_sk
         camera.stop()
 
 
-def test_invoke_copies_the_input_runs_the_model_and_copies_the_outputs() -> None:
+def test_invoke_copies_the_input_unless_prepared_in_the_model_runs_it_and_copies_the_outputs() -> None:
     runtime = FakeRuntime()
     invoke = InvokeStage(runtime)  # type: ignore[arg-type]
     prepared = np.full(runtime.inputs[0].shape, 2, np.uint8)
@@ -80,6 +80,9 @@ def test_invoke_copies_the_input_runs_the_model_and_copies_the_outputs() -> None
     assert int(result.outputs[0][0]) == prepared.size * 2
     assert result.outputs[0] is not runtime.output_views()[0]  # a copy: the next invoke may overwrite the view
     assert min(result.input_ns, result.invoke_ns, result.output_ns) >= 0
+    runtime.input_view()[...] = 1  # prepared in the model's own input (the serial schedule): nothing to copy
+    result = invoke(invoke.model_input)
+    assert (runtime.copies, runtime.invokes) == (1, 2) and int(result.outputs[0][0]) == prepared.size
 
 
 def post_stage(bus: MemoryBus, found: object, *, tracker: ByteTracker | None = None, threshold: float = 0.5,
