@@ -7,7 +7,7 @@ The parts come in the order the node's life needs them (:mod:`edgenode.node.life
 2. :meth:`NodeParts.stream`: the camera stream's parts, before the model loads (the heartbeat uses them):
    its frames, its size, its publishers;
 3. :meth:`NodeParts.load_model`: the model, on its own thread;
-4. :meth:`NodeParts.run`: once it is loaded, the schedule, preprocessor, tracker and stages.
+4. :meth:`NodeParts.running`: once it is loaded, the schedule, preprocessor, tracker and stages.
 
 A frame's path through them: ``CameraFrames.next`` (newest reference) -> ``PrepareStage`` (import,
 preprocess) -> ``InvokeStage`` (the model) -> ``PostStage`` (decode, track) -> ``FramePublisher``.
@@ -162,7 +162,7 @@ class NodeParts:
         return ByteTracker(high_conf=self.thresholds.high_conf, low_score=self.thresholds.low_score, iou=track.iou,
                            update=track.update, lifespan_ns=round(track.extra_lifespan * NS_PER_SECOND))
 
-    def run(self, model: LoadedModel, stream: Stream) -> Running:
+    def running(self, model: LoadedModel, stream: Stream) -> Running:
         """The stages of ``stream`` on the schedule the model's placement calls for (raises PreprocessError)."""
         config, runtime = self.config, model.runtime
         overlap, preprocess_cores = choose_schedule(config.model.schedule, runtime.delegate, runtime.threads,

@@ -124,7 +124,7 @@ class Node:
 
     def _start(self, model: LoadedModel, stream: Stream) -> Running:
         try:
-            running = self.parts.run(model, stream)
+            running = self.parts.running(model, stream)
         except PreprocessError as exc:
             raise StartupError(str(exc)) from None
         description = model.description
