@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,12 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
     return result
 
 
+def at_most_the_last_frame_skipped(skipped: Counter[str]) -> bool:
+    """No frame skipped, but perhaps the last one: the simulator closes its buffers when it exits after it, and a
+    reader that takes it a moment later finds it gone (its buffer closed, or the process)."""
+    return sum(skipped.values()) <= 1 and set(skipped) <= {"closed_fd", "stale_pid"}
+
+
 @pytest.mark.slow
 def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path) -> None:
     start = time.monotonic()
@@ -211,14 +218,14 @@ def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path
     assert processed >= 1000, f"only {processed} frames processed in {time.monotonic() - start:.1f} s"
     assert max(fds) == fds[0], f"open fds grew while frames flowed: {fds}"
     stats = source.stats
-    assert stats.skipped_total == 0 and stats.received >= processed
+    assert at_most_the_last_frame_skipped(stats.skipped) and stats.received >= processed
     assert source.importer.late_unmaps == 0
 
 
 def test_two_processes_camera_frame(tmp_path: Path) -> None:
     processed, fds, source = exchange(tmp_path, 400, 200, ["--camera-frame", "--fourcc", "NV12"])
     assert processed >= 100 and max(fds) == fds[0]
-    assert source.stats.skipped_total == 0
+    assert at_most_the_last_frame_skipped(source.stats.skipped)
 
 
 def test_pillow_images_when_installed(tmp_path: Path) -> None:
