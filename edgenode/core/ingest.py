@@ -51,9 +51,6 @@ class IngestStats:
     dropped: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] += 1
-
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
