@@ -36,7 +36,10 @@ class _Accumulator:
 
 @dataclass
 class FrameStats:
-    """Counts frames and sums stage times between two ``report`` calls (monotonic ns clock)."""
+    """Counts frames and sums stage times between two ``report`` calls (monotonic ns clock).
+
+    Not thread-safe: a caller recording on one thread and reporting on another serialises the two.
+    """
 
     started_ns: int
     frames: int = 0

@@ -1,4 +1,4 @@
-"""What the node needs of its message bus: publications it declares, subscriptions it reads, its status
+"""What the node needs of its message bus: publications it declares, newest-only subscriptions, its status
 announcement, a close.
 
 :class:`edgenode.adapters.zenoh_bus.ZenohBus` is the daemon's bus; the node's tests use an
@@ -31,8 +31,9 @@ class Announced(Protocol):
 
 
 class Bus(Protocol):
-    """Declare publications, subscribe (payloads over ``max_bytes`` arrive empty, with ``oversize`` set),
-    announce the node's status (``zid``: the session's id, ``namespace``: the prefix of its keys on the wire)."""
+    """Declare publications; subscribe keeping the newest sample (one over ``max_bytes`` arrives empty, with
+    ``oversize`` set); announce the node's status (``zid``: the session's id, ``namespace``: the prefix of its
+    keys on the wire)."""
 
     namespace: str
 
@@ -42,9 +43,6 @@ class Bus(Protocol):
     def announce(self, kind: str, answer: Callable[[], bytes]) -> Announced: ...
 
     def publication(self, key: str, schema: str) -> Outlet: ...
-
-    def subscribe(self, key: str, deliver: Callable[[Received], None], loop: asyncio.AbstractEventLoop, *,
-                  max_bytes: int | None = None) -> Callable[[], None]: ...
 
     def subscribe_latest(self, key: str, loop: asyncio.AbstractEventLoop, *,
                          max_bytes: int | None = None) -> LatestSlot[Received]: ...

@@ -7,7 +7,7 @@ The parts come in the order the node's life needs them (:mod:`edgenode.node.life
 2. :meth:`NodeParts.stream`: the camera stream's parts, before the model loads (the heartbeat uses them):
    its frames, its size, its publishers;
 3. :meth:`NodeParts.load_model`: the model, on its own thread;
-4. :meth:`NodeParts.run`: once it is loaded, the schedule, preprocessor, tracker and stages.
+4. :meth:`NodeParts.running`: once it is loaded, the schedule, preprocessor, tracker and stages.
 
 A frame's path through them: ``CameraFrames.next`` (newest reference) -> ``PrepareStage`` (import,
 preprocess) -> ``InvokeStage`` (the model) -> ``PostStage`` (decode, track) -> ``FramePublisher``.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames
+from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames, CameraInfos
 from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.adapters.tflite import available_cores
 from edgenode.adapters.zenoh_bus import ZenohBus
@@ -88,7 +88,7 @@ class Stream:
     frames: CameraFrames
     size: StreamSize
     publishers: Publishers
-    camera_info_topic: str  # "" when the size is not followed (no --visualization)
+    camera_info: CameraInfos | None  # None when the size is not followed (no --visualization)
 
     def close(self) -> None:
         """Let mask work in hand finish (the subscriptions and publications close with the bus)."""
@@ -145,10 +145,11 @@ class NodeParts:
         size = StreamSize()
         publishers = Publishers(bus, topics, config.mask, config.visual, size=size, model_path=str(config.model.path))
         frames = CameraFrames(bus.subscribe_latest(topics.camera, loop, max_bytes=MAX_MESSAGE_BYTES), topics.camera)
-        follow = topics.camera_info if config.visual.enabled else ""
-        if follow:
-            bus.subscribe(follow, size.on_camera_info, loop)
-        return Stream(frames, size, publishers, follow)
+        infos = None
+        if config.visual.enabled and topics.camera_info:
+            infos = CameraInfos(bus.subscribe_latest(topics.camera_info, loop, max_bytes=MAX_MESSAGE_BYTES),
+                                topics.camera_info)
+        return Stream(frames, size, publishers, infos)
 
     def status_board(self) -> StatusBoard:
         """The node's fleet status, announced once the bus opens."""
@@ -166,7 +167,7 @@ class NodeParts:
         return ByteTracker(high_conf=self.thresholds.high_conf, low_score=self.thresholds.low_score, iou=track.iou,
                            update=track.update, lifespan_ns=round(track.extra_lifespan * NS_PER_SECOND))
 
-    def run(self, model: LoadedModel, stream: Stream) -> Running:
+    def running(self, model: LoadedModel, stream: Stream) -> Running:
         """The stages of ``stream`` on the schedule the model's placement calls for (raises PreprocessError)."""
         config, runtime = self.config, model.runtime
         overlap, preprocess_cores = choose_schedule(config.model.schedule, runtime.delegate, runtime.threads,
@@ -178,8 +179,9 @@ class NodeParts:
             publisher = stream.publishers.for_model(model.description, status=config.model.path.name)
             post = PostStage(model, publisher, tracker=tracker, threshold=config.decode.threshold,
                              profile=config.log.profile)
-            stages = Stages(stream.frames.next, PrepareStage(stream.frames, preprocessor), InvokeStage(runtime), post,
-                            spec.shape, spec.dtype)
+            invoke = InvokeStage(runtime)
+            stages = Stages(stream.frames.next, PrepareStage(stream.frames, preprocessor), invoke, post, spec.shape,
+                            spec.dtype, invoke.model_input)
             return Running(stream, model, preprocessor, tracker, post, Pipeline(stages, overlap=overlap))
         except BaseException:
             preprocessor.close()

@@ -130,7 +130,7 @@ class Node:
 
     def _start(self, model: LoadedModel, stream: Stream) -> Running:
         try:
-            running = self.parts.run(model, stream)
+            running = self.parts.running(model, stream)
         except PreprocessError as exc:
             raise StartupError(str(exc)) from None
         description = model.description
@@ -182,9 +182,8 @@ class Node:
             self.stream = stream = self.parts.stream(bus, asyncio.get_running_loop())
             self.status.announce(bus, stream)
             tasks.append(asyncio.create_task(supervision.refresh_status(self.status.refresh, REFRESH_SECONDS)))
-            if stream.camera_info_topic:
-                tasks.append(asyncio.create_task(
-                    supervision.warn_without_camera_info(stream.size, stream.camera_info_topic)))
+            if stream.camera_info is not None:
+                tasks.append(asyncio.create_task(supervision.follow_camera_info(stream.camera_info, stream.size)))
             if self.notifier.watchdog_interval:
                 tasks.append(asyncio.create_task(
                     supervision.watchdog(self.notifier, self.notifier.watchdog_interval, self._stalled, self.stop)))

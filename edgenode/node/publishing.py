@@ -16,7 +16,6 @@ import numpy as np
 import zstandard
 from numpy.typing import NDArray
 
-from edgenode.adapters.zenoh_bus import Received
 from edgenode.config import MaskSettings, Topics, VisualSettings
 from edgenode.core.annotations import frame_annotations, loading_annotations
 from edgenode.core.ingest import FrameRef
@@ -33,17 +32,7 @@ from edgenode.core.outbound import (
 )
 from edgenode.core.pixels import FrameLayout
 from edgenode.core.semantic_masks import compressed, mask_message, slice_classes
-from edgenode.messages import (
-    CameraInfo,
-    CdrError,
-    Detect,
-    Mask,
-    Model,
-    ModelInfo,
-    decode,
-    encode,
-    schema_name,
-)
+from edgenode.messages import Detect, Mask, Model, ModelInfo, encode, schema_name
 from edgenode.node.background import NewestWorker
 from edgenode.node.bus import Bus, Outlet
 
@@ -57,13 +46,10 @@ class StreamSize:
     def __init__(self) -> None:
         self.known: tuple[int, int] | None = None
 
-    def on_camera_info(self, sample: Received) -> None:
-        try:
-            info = decode(CameraInfo, sample.payload)
-        except CdrError:
-            return
-        if info.width > 0 and info.height > 0:
-            self.known = (info.width, info.height)
+    def update(self, width: int, height: int) -> None:
+        """The stream's size from a CameraInfo (a zero size is not one)."""
+        if width > 0 and height > 0:
+            self.known = (width, height)
 
     def of(self, layout: FrameLayout) -> tuple[float, float]:
         """Width and height for a frame laid out as ``layout``."""

@@ -7,6 +7,7 @@ maps boxes to the frame, tracks, labels, publishes and counts.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -58,6 +59,23 @@ def keep_published(detections: Detections, tracks: list[TrackInfo | None], thres
     return detections.select(keep), [track for track, kept in zip(tracks, keep.tolist(), strict=True) if kept]
 
 
+class SharedFrameStats:
+    """:class:`FrameStats` recorded on the post thread and reported (read and restarted) from the event loop:
+    one lock around both, so no frame recorded between a report's read and its restart is lost."""
+
+    def __init__(self, started_ns: int) -> None:
+        self._stats = FrameStats(started_ns)
+        self._lock = threading.Lock()
+
+    def record(self, times: StageTimes, publish_ns: int, latency_ns: int, box_count: int) -> None:
+        with self._lock:
+            self._stats.record(times, publish_ns, latency_ns, box_count)
+
+    def report(self, now_ns: int) -> dict[str, float]:
+        with self._lock:
+            return self._stats.report(now_ns)
+
+
 class PrepareStage:
     """Import a camera frame, preprocess it into the given input array, release it before returning."""
 
@@ -74,15 +92,18 @@ class PrepareStage:
 
 
 class InvokeStage:
-    """Copy a prepared input into the model, run it, and return copies of its outputs with each step's time."""
+    """Run the model on a prepared input (copied into the model first unless prepared in it) and return
+    copies of its outputs with each step's time."""
 
     def __init__(self, runtime: TFLiteRuntime) -> None:
         self.runtime = runtime
+        self.model_input = runtime.input_view()
 
     def __call__(self, prepared: np.ndarray) -> InvokeResult:
         runtime = self.runtime
         started = time.perf_counter_ns()
-        runtime.set_input(prepared)
+        if prepared is not self.model_input:
+            runtime.set_input(prepared)
         copied = time.perf_counter_ns()
         runtime.invoke()
         invoked = time.perf_counter_ns()
@@ -101,7 +122,7 @@ class PostStage:
         self.threshold = threshold
         self.profile = profile
         self._labels: dict[int, str] = {}
-        self.stats = FrameStats(started_ns=time.monotonic_ns())
+        self.stats = SharedFrameStats(time.monotonic_ns())
         self.publish_errors = 0  # frames whose publication raised (also counted as post failures)
         self.first_frame_logged = False
         self._log: Any = get_logger("edgenode.node")
@@ -135,7 +156,7 @@ class PostStage:
         published = time.perf_counter_ns()
         latency = time.time_ns() - frame.stamp_ns
         if not 0 <= latency < MAX_PLAUSIBLE_LATENCY_NS:  # camera clock is not ours: time since arrival
-            latency = time.monotonic_ns() - item.prepared.received_ns
+            latency = time.monotonic_ns() - (frame.arrived_ns or item.prepared.taken_ns)
         self.stats.record(times, published - tracked, latency, len(detections))
         if not self.first_frame_logged:
             self.first_frame_logged = True

@@ -3,17 +3,18 @@
 - :func:`heartbeat`: while the model loads, placeholders for every camera frame whose buffer imports;
 - :func:`report_stats`: every ``--stats-interval`` seconds, the stats line and systemd's STATUS;
 - :func:`watchdog`: systemd's watchdog pinged while the pipeline makes progress (or waits for frames);
-- :func:`warn_without_camera_info`: one warning when the camera's resolution does not come;
+- :func:`follow_camera_info`: the stream's size from CameraInfo, one warning when none comes;
 - :func:`refresh_status`: the fleet status snapshot, a few times a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edgenode.adapters.camera import CameraFrames
+from edgenode.adapters.camera import CameraFrames, CameraInfos
 from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.logs import get_logger
 from edgenode.node.publishing import Publishers, StreamSize
@@ -66,11 +67,19 @@ async def watchdog(notifier: SystemdNotifier, interval: float, stalled: Callable
         await sleep_unless(stop, interval)
 
 
-async def warn_without_camera_info(size: StreamSize, topic: str, wait: float = CAMERA_INFO_WAIT_SECONDS) -> None:
-    """One warning when no CameraInfo has given the stream's size after ``wait`` seconds."""
-    await asyncio.sleep(wait)
-    if size.known is None:
-        _log().warning(f"no CameraInfo on {topic} after {wait:g} s; annotating in the frames' own pixel size")
+async def follow_camera_info(infos: CameraInfos, size: StreamSize, wait: float = CAMERA_INFO_WAIT_SECONDS) -> None:
+    """Keep ``size`` to the newest CameraInfo's; one warning when none has given it after ``wait`` seconds."""
+    warn_at: float | None = time.monotonic() + wait
+    while True:
+        timeout = None if warn_at is None else max(warn_at - time.monotonic(), 0.0)
+        info = await infos.next(timeout)
+        if info is not None:
+            size.update(info.width, info.height)
+        elif warn_at is not None:
+            warn_at = None
+            if size.known is None:
+                _log().warning(f"no CameraInfo on {infos.topic} after {wait:g} s; annotating in the frames' own "
+                               "pixel size")
 
 
 async def refresh_status(refresh: Callable[[], None], period: float) -> None:

@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import edgenode.messages as m
-from edgenode.adapters.camera import CameraFrames
+from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames, CameraInfos
 from edgenode.adapters.zenoh_bus import LatestSlot, Received
 from edgenode.core.pixels import fourcc_code
 from tests.helpers.frame_producer import Producer
@@ -99,3 +99,28 @@ def test_import_failures_are_skips_not_crashes() -> None:
 def test_gap_seconds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="gap_seconds"):
         CameraFrames(LatestSlot(), "t", gap_seconds=0)
+
+
+def info_sample(width: int, height: int, oversize: int = 0) -> Received:
+    payload = b"" if oversize else m.encode(m.CameraInfo(height=height, width=width))
+    return Received(payload, "application/cdr;sensor_msgs/msg/CameraInfo", 0, oversize)
+
+
+def test_camera_info_newest_only_oversize_and_bad_ones_skipped_and_counted() -> None:
+    async def scenario() -> None:
+        infos = CameraInfos(LatestSlot(), "rt/camera/info")
+        with capture_logs() as logs:
+            infos.slot.put(info_sample(640, 480))
+            infos.slot.put(info_sample(1920, 1080))
+            info = await infos.next(timeout=1)
+            assert info is not None and (info.width, info.height) == (1920, 1080)
+            infos.slot.put(info_sample(0, 0, oversize=MAX_MESSAGE_BYTES + 1))
+            assert await infos.next(timeout=0.05) is None
+            infos.slot.put(Received(b"junk", "", 0))
+            assert await infos.next(timeout=0.05) is None
+        assert infos.skipped == {"oversize": 1, "decode": 1}
+        assert logs[0]["event"] == (f"skipping CameraInfo on rt/camera/info: a {MAX_MESSAGE_BYTES + 1}-byte message "
+                                    f"is not a CameraInfo (at most {MAX_MESSAGE_BYTES} bytes)")
+        assert [log["reason"] for log in logs] == ["oversize", "decode"]
+
+    run(scenario())

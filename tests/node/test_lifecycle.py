@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 import edgenode.messages as m
 from edgenode.adapters.systemd import SystemdNotifier
-from edgenode.config import LogSettings, ModelSettings, NodeConfig, PreprocessSettings
+from edgenode.config import LogSettings, ModelSettings, NodeConfig, PreprocessSettings, VisualSettings
 from edgenode.core.outbound import LOADING_MODEL_NAME
 from edgenode.core.pixels import fourcc_code
 from edgenode.node.compose import NodeParts
@@ -28,6 +28,7 @@ from tests.helpers.frame_producer import Producer
 from tests.helpers.timing import scaled
 
 CAMERA, DETECT, INFO = "rt/camera/dma", "rt/model/boxes2d", "rt/model/info"
+CAMERA_INFO, VISUAL = "rt/camera/info", "rt/model/visualization"
 DMA_BUFFER = "application/cdr;edgefirst_msgs/msg/DmaBuffer"
 
 
@@ -76,6 +77,11 @@ async def feed(bus: MemoryBus, camera: Producer) -> None:
         message = m.DmaBuffer(m.Header(stamp, "camera"), pid, fd, 64, 48, 128, fourcc_code("YUYV"), size)
         bus.deliver(CAMERA, m.encode(message), DMA_BUFFER)
         await asyncio.sleep(0.01)
+
+
+def huge_info() -> m.CameraInfo:
+    """A valid CameraInfo of 80 KB: its distortion vector holds 10,000 doubles."""
+    return m.CameraInfo(m.Header(m.Time(1, 0), "camera"), height=1080, width=1920, d=[0.0] * 10_000)
 
 
 def model_names(bus: MemoryBus) -> list[str]:
@@ -139,3 +145,43 @@ def test_stopped_while_loading_returns_0_without_running() -> None:
     assert code == 0 and bus.closed and node.running is None
     events: list[Any] = [log["event"] for log in logs]
     assert "stopped while the model was loading" in events and events[-1] == "stopped"
+
+
+def test_camera_info_is_bounded_like_the_frames(camera: Producer) -> None:
+    """A CameraInfo over the camera topics' size limit is skipped, never decoded; a normal one sets the size."""
+    bus, release = MemoryBus(), threading.Event()
+    release.set()
+    config = NodeConfig(ModelSettings(Path("fake.tflite"), engine="cpu"), preprocess=PreprocessSettings(backend="cpu"),
+                        visual=VisualSettings(enabled=True))
+    node = Node(MemoryParts(config, bus, fake_model(detections([], [], [])), release), SystemdNotifier({}))
+
+    def annotated_widths() -> list[float]:  # the status text sits at 2.5 % of the width
+        return [round(m.decode(m.ImageAnnotations, payload).texts[0].position.x / 0.025)
+                for payload in bus.sent(VISUAL)]
+
+    async def scenario() -> tuple[list[float], list[float]]:
+        running = asyncio.create_task(node.run())
+        await until(lambda: bus.subscribed(CAMERA_INFO), "the camera info subscription")
+        huge = m.encode(huge_info())
+        assert len(huge) > 64 * 1024
+        bus.deliver(CAMERA_INFO, huge)
+        camera_task = asyncio.create_task(feed(bus, camera))
+        try:
+            await until(lambda: len(bus.sent(VISUAL)) >= 10, "ten annotated frames")
+            before = annotated_widths()
+            bus.deliver(CAMERA_INFO, m.encode(m.CameraInfo(height=720, width=1280)))
+            await until(lambda: annotated_widths()[-1] == 1280, "annotations in the CameraInfo's size")
+        finally:
+            node.stop.set()
+            camera_task.cancel()
+        assert await running == 0
+        return before, annotated_widths()
+
+    with capture_logs() as logs:
+        before, after = asyncio.run(scenario())
+    assert set(before) == {64}  # the frames' own size: the oversize CameraInfo was not used
+    assert after[-1] == 1280
+    skips = [log for log in logs if log["event"].startswith("skipping CameraInfo")]
+    assert [(log["event"], log["reason"]) for log in skips] == [
+        (f"skipping CameraInfo on {CAMERA_INFO}: a {len(m.encode(huge_info()))}-byte message is not a CameraInfo "
+         "(at most 65536 bytes)", "oversize")]

@@ -7,7 +7,6 @@ import numpy as np
 import zstandard
 
 import edgenode.messages as m
-from edgenode.adapters.zenoh_bus import Received
 from edgenode.config import MaskSettings, Topics, VisualSettings
 from edgenode.core.annotations import frame_annotations, loading_annotations
 from edgenode.core.ingest import FrameRef
@@ -97,7 +96,7 @@ def test_the_heartbeat_publishes_placeholders_in_the_streams_size() -> None:
     assert bus.sent("rt/model/info")[0] == ModelInfoTemplate.loading().encode_at(HEADER.stamp)
     assert bus.sent("rt/model/visualization")[0] == m.encode(
         loading_annotations(HEADER.stamp, "/models/fake.tflite", 640.0, 480.0))  # the frame's own size
-    size.on_camera_info(Received(m.encode(m.CameraInfo(height=1080, width=1920)), "", 0))
+    size.update(1920, 1080)
     out.heartbeat(FRAME)
     assert bus.sent("rt/model/visualization")[1] == m.encode(
         loading_annotations(HEADER.stamp, "/models/fake.tflite", 1920.0, 1080.0))  # the stream's, once known
@@ -107,8 +106,7 @@ def test_the_heartbeat_publishes_placeholders_in_the_streams_size() -> None:
 def test_stream_size_is_the_camera_infos_once_known_else_the_frames() -> None:
     size = StreamSize()
     assert size.of(LAYOUT) == (640.0, 480.0)
-    size.on_camera_info(Received(m.encode(m.CameraInfo(height=0, width=1920)), "", 0))  # not a size: ignored
-    size.on_camera_info(Received(b"junk", "", 0))
+    size.update(1920, 0)  # not a size: ignored
     assert size.known is None
-    size.on_camera_info(Received(m.encode(m.CameraInfo(height=1080, width=1920)), "", 0))
+    size.update(1920, 1080)
     assert size.of(LAYOUT) == (1920.0, 1080.0)

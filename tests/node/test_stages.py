@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 import time
 
 import numpy as np
@@ -18,6 +20,7 @@ from edgenode.config import MaskSettings, Topics, VisualSettings
 from edgenode.core.bytetrack import ByteTracker
 from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef
+from edgenode.core.outbound import StageTimes
 from edgenode.core.pixels import YUYV, describe_frame, fourcc_code
 from edgenode.core.preprocess import CpuPreprocessor
 from edgenode.core.tensors import TensorSpec
@@ -68,7 +71,7 @@ def test_prepare_imports_preprocesses_and_releases_and_an_import_failure_is_a_sk
         camera.stop()
 
 
-def test_invoke_copies_the_input_runs_the_model_and_copies_the_outputs() -> None:
+def test_invoke_copies_the_input_unless_prepared_in_the_model_runs_it_and_copies_the_outputs() -> None:
     runtime = FakeRuntime()
     invoke = InvokeStage(runtime)  # type: ignore[arg-type]
     prepared = np.full(runtime.inputs[0].shape, 2, np.uint8)
@@ -77,6 +80,9 @@ def test_invoke_copies_the_input_runs_the_model_and_copies_the_outputs() -> None
     assert int(result.outputs[0][0]) == prepared.size * 2
     assert result.outputs[0] is not runtime.output_views()[0]  # a copy: the next invoke may overwrite the view
     assert min(result.input_ns, result.invoke_ns, result.output_ns) >= 0
+    runtime.input_view()[...] = 1  # prepared in the model's own input (the serial schedule): nothing to copy
+    result = invoke(invoke.model_input)
+    assert (runtime.copies, runtime.invokes) == (1, 2) and int(result.outputs[0][0]) == prepared.size
 
 
 def post_stage(bus: MemoryBus, found: object, *, tracker: ByteTracker | None = None, threshold: float = 0.5,
@@ -88,11 +94,11 @@ def post_stage(bus: MemoryBus, found: object, *, tracker: ByteTracker | None = N
                      threshold=threshold, profile=False)
 
 
-def inferred(stamp_ns: int, geometry: InputGeometry | None = None, received_ns: int = 0) -> Inferred[FrameRef,
+def inferred(stamp_ns: int, geometry: InputGeometry | None = None, taken_ns: int = 0) -> Inferred[FrameRef,
                                                                                                       InputGeometry]:
     header = m.Header(m.Time.from_nanos(stamp_ns), "camera")
     geometry = geometry or InputGeometry.stretch(64, 48, 32, 32)
-    prepared = Prepared(FrameRef(1, 2, LAYOUT, header), np.zeros(1), geometry, received_ns, 3_000_000)
+    prepared = Prepared(FrameRef(1, 2, LAYOUT, header), np.zeros(1), geometry, taken_ns, 3_000_000)
     return Inferred(prepared, InvokeResult([], 1_000_000, 5_000_000, 10_000))
 
 
@@ -134,3 +140,43 @@ def test_keep_published_and_to_frame() -> None:
     mapped = to_frame(found, InputGeometry.letterbox(64, 32, 32, 32))
     np.testing.assert_allclose(mapped.boxes, [[0, 0, 0.5, 1], [0.5, 0, 1, 1]])
     assert to_frame(found, InputGeometry.stretch(64, 48, 32, 32)) is found
+
+
+def test_every_frame_recorded_on_the_post_thread_reaches_a_stats_line() -> None:
+    """The post thread records while the event loop reports and restarts the interval: nothing may be lost."""
+    stats = post_stage(MemoryBus(), detections([], [], [])).stats
+    recorded, frames = 100_000, []
+    times = StageTimes(1_000, 2_000, 3_000, 4_000, 5_000)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+
+    def record() -> None:
+        for _ in range(recorded):
+            stats.record(times, 100, 1_000, 1)
+
+    try:
+        writer = threading.Thread(target=record)
+        writer.start()
+        while writer.is_alive():
+            frames.append(stats.report(time.monotonic_ns())["frames"])
+        writer.join()
+    finally:
+        sys.setswitchinterval(interval)
+    frames.append(stats.report(time.monotonic_ns())["frames"])
+    assert sum(frames) == recorded
+
+
+def test_when_the_camera_clock_is_not_ours_latency_counts_from_the_frames_arrival() -> None:
+    frames = CameraFrames(LatestSlot(), "rt/camera/dma")
+    message = m.DmaBuffer(m.Header(m.Time(5, 0), "camera"), 1234, 7, 64, 48, 128, fourcc_code("YUYV"), 64 * 48 * 2)
+    began = time.monotonic_ns()
+    arrived = began - 200_000_000  # it waited 200 ms in the subscription before the stage took it
+    frames.slot.put(Received(m.encode(message), "application/cdr;edgefirst_msgs/msg/DmaBuffer", arrived))
+    ref = asyncio.run(frames.next(timeout=1))
+    assert ref is not None
+    post = post_stage(MemoryBus(), detections([], [], []))
+    taken = time.monotonic_ns()
+    prepared = Prepared(ref, np.zeros(1), InputGeometry.stretch(64, 48, 32, 32), taken, 0)
+    post(Inferred(prepared, InvokeResult([], 0, 0, 0)))
+    latency = post.stats.report(time.monotonic_ns())["latency_ms"]
+    assert 200 <= latency <= 200 + (time.monotonic_ns() - began) / 1e6

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,8 @@ from edgenode.tools.camera.cli import main
 from edgenode.tools.camera.scene import SyntheticScene
 from edgenode.tools.camera.simulator import CameraSettings, CameraSimulator
 from edgenode.tools.camera.sources import ImageSource, SceneSource, SourceError, VideoSource, read_image
+from tests.helpers.processes import free_port
+from tests.helpers.timing import scaled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,12 +155,6 @@ def test_cli_rejects_bad_values(argv: list[str], message: str, capsys: pytest.Ca
     assert message in capsys.readouterr().err
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -181,7 +179,8 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
             pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
             processed, samples = 0, []
             while True:
-                got = await source.next_imported(timeout=1.5)
+                # The first frame waits for the simulator to start; then a pause means it has finished.
+                got = await source.next_imported(timeout=scaled(60 if processed == 0 else 1.5))
                 if got is None:
                     break
                 with got[1] as frame:
@@ -196,7 +195,7 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
     try:
         result = asyncio.run(read())
     finally:
-        camera.wait(timeout=60)
+        camera.wait(timeout=scaled(60))
         assert camera.stderr is not None
         errors = camera.stderr.read().decode()
         camera.stderr.close()
@@ -206,6 +205,12 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
     return result
 
 
+def at_most_the_last_frame_skipped(skipped: Counter[str]) -> bool:
+    """No frame skipped, but perhaps the last one: the simulator closes its buffers when it exits after it, and a
+    reader that takes it a moment later finds it gone (its buffer closed, or the process)."""
+    return sum(skipped.values()) <= 1 and set(skipped) <= {"closed_fd", "stale_pid"}
+
+
 @pytest.mark.slow
 def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path) -> None:
     start = time.monotonic()
@@ -213,14 +218,14 @@ def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path
     assert processed >= 1000, f"only {processed} frames processed in {time.monotonic() - start:.1f} s"
     assert max(fds) == fds[0], f"open fds grew while frames flowed: {fds}"
     stats = source.stats
-    assert stats.skipped_total == 0 and stats.received >= processed
+    assert at_most_the_last_frame_skipped(stats.skipped) and stats.received >= processed
     assert source.importer.late_unmaps == 0
 
 
 def test_two_processes_camera_frame(tmp_path: Path) -> None:
     processed, fds, source = exchange(tmp_path, 400, 200, ["--camera-frame", "--fourcc", "NV12"])
     assert processed >= 100 and max(fds) == fds[0]
-    assert source.stats.skipped_total == 0
+    assert at_most_the_last_frame_skipped(source.stats.skipped)
 
 
 def test_pillow_images_when_installed(tmp_path: Path) -> None:
@@ -230,14 +235,29 @@ def test_pillow_images_when_installed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_image(path)[0, 0], [10, 200, 30])
 
 
-def test_sigterm_stops_the_simulator_cleanly(tmp_path: Path) -> None:
-    import signal
-
+def test_sigterm_stops_the_simulator_cleanly() -> None:
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", "50",
                                "--listen", f"tcp/127.0.0.1:{free_port()}", "--no-multicast-scouting"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    camera.send_signal(signal.SIGTERM)
-    _, errors = camera.communicate(timeout=10)
-    assert camera.returncode == 0, errors
-    assert "stopped after" in errors
+    lines: list[str] = []
+    publishing = threading.Event()  # its first line once running: its SIGTERM handler is in place
+
+    def read() -> None:
+        assert camera.stderr is not None
+        for line in camera.stderr:
+            lines.append(line)
+            if "publishing" in line:
+                publishing.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert publishing.wait(scaled(60)), "".join(lines)
+        camera.send_signal(signal.SIGTERM)
+        assert camera.wait(scaled(10)) == 0, "".join(lines)
+    finally:
+        if camera.poll() is None:
+            camera.kill()
+            camera.wait()
+    reader.join(scaled(10))
+    assert any("stopped after" in line for line in lines), "".join(lines)

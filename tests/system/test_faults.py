@@ -28,6 +28,7 @@ import zenoh
 from edgenode.core.pixels import YUYV
 from edgenode.messages import CameraFrame, DmaBuffer, Header, Tensor, TensorPlane, Time, encode
 from edgenode.tools.demo.shapes_model import build_shapes_model
+from tests.helpers.native import source
 from tests.helpers.processes import (
     PYTHON,
     Listener,
@@ -39,6 +40,7 @@ from tests.helpers.processes import (
     processes,
     start_router,
 )
+from tests.helpers.timing import scaled
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
@@ -375,7 +377,8 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
             node = start("node", "edgenode", "--model", str(shapes), "--log-format", "json", "--threads", "1",
                          "--stats-interval", "0.5", *client)
             camera = start("camera", "edgenode.tools.camera", "--size", "320x240", "--fps", "30", *client)
-            time.sleep(2.0)  # both wait for the router: start-up order does not matter
+            wait_until(lambda: all("no zenoh router answers" in p.text() for p in (node, camera)), scaled(60),
+                       "the node and the camera to wait for their router")  # start-up order does not matter
             assert node.popen.poll() is None and camera.popen.poll() is None
             routers.append(start_router(tmp_path, router_port))
             listener = Listener([DETECT], [router_port], mode="client")
@@ -508,7 +511,7 @@ def test_a_model_that_keeps_failing_exits_1_with_one_clear_line(shapes: Path, tm
 
 # -- the cache directory is read-only or full ----------------------------------------------------
 
-FAKE_DELEGATE = (Path(__file__).resolve().parents[1] / "helpers" / "native" / "fake_delegate.c").read_text()
+FAKE_DELEGATE = source("fake_delegate.c").read_text()
 
 
 @pytest.fixture(scope="module")
