@@ -247,10 +247,10 @@ def decode_status(payload: bytes, max_bytes: int = MAX_STATUS_BYTES) -> dict[str
 
 
 class QueryBudget:
-    """A token bucket bounding the replies a process sends: ``rate`` a second, bursts of ``burst``.
+    """A token bucket bounding the replies a process sends: ``rate`` a second on average, bursts of ``burst``.
 
-    :meth:`reserve` takes one reply's token and says how long to wait before sending it (0 when
-    one was left); the waits pace the replies at ``rate`` however many queries arrive.
+    :meth:`take` says whether one more reply fits now; a query that does not fit is refused at once,
+    never queued, so however many queries come, the replies stay within the budget.
     """
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
@@ -261,8 +261,11 @@ class QueryBudget:
         self._tokens = float(burst)
         self._at = now
 
-    def reserve(self, now: float) -> float:
-        """Seconds to wait before the next reply (its token is taken now)."""
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate) - 1
+    def take(self, now: float) -> bool:
+        """True (and one token spent) when a reply fits in the budget at ``now``."""
+        self._tokens = min(float(self.burst), self._tokens + max(now - self._at, 0.0) * self.rate)
         self._at = now
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import zenoh
 
-from edgenode.adapters.zenoh_bus import Survey, ZenohBus
+from edgenode.adapters.zenoh_bus import STATUS_BURST, STATUS_RATE, Survey, ZenohBus, build_zenoh_config
 from edgenode.config import ZenohSettings
 from edgenode.core.status import STATUS_SELECTOR
 from tests.helpers.processes import endpoint, free_port
@@ -90,9 +90,16 @@ def test_a_live_token_without_an_answer_and_an_oversize_reply_are_reported(hub: 
             bus.close()
 
 
-def test_a_flood_of_queries_gets_at_most_the_paced_replies_and_no_query_hangs(hub: int) -> None:
+def test_status_queries_are_bounded_inside_zenoh_beside_the_configs_own_rules() -> None:
+    own = json.dumps([{"flows": ["egress"], "messages": ["put"], "rules": [{"key_expr": "a/b", "freq": 1.0}]}])
+    rules = json.loads(build_zenoh_config(ZenohSettings(overrides=(("downsampling", own),))).get_json("downsampling"))
+    assert [rule["id"] for rule in rules] == [None, "edgenode-status-queries"]
+    assert rules[1]["flows"] == ["ingress"] and rules[1]["messages"] == ["query"]
+    assert rules[1]["rules"] == [{"key_expr": STATUS_SELECTOR, "freq": STATUS_RATE}]
+
+
+def test_a_flood_of_queries_gets_at_most_the_budgeted_replies_and_no_query_hangs(hub: int) -> None:
     node, flooder = joined(hub), joined(hub)
-    answered_at_start = 0
     try:
         announcement = node.announce("node", lambda: b"{}")
         key = f"edgenode/status/node/{node.zid}"
@@ -117,9 +124,9 @@ def test_a_flood_of_queries_gets_at_most_the_paced_replies_and_no_query_hangs(hu
         elapsed = time.monotonic() - started
         replies = announcement.answered - answered_at_start
         assert len(finished) == queries, "a query was left waiting"
-        assert replies <= announcement.rate * elapsed + 25 + 25 + 1  # rate, burst, backlog
+        assert replies <= STATUS_RATE * elapsed + STATUS_BURST + 1
         assert replies < queries / 2
-        assert max(finished) < scaled(5.0)  # dropped queries end at once, not at their timeout
+        assert max(finished) < scaled(5.0)  # refused queries end at once, not at their timeout
     finally:
         node.close()
         flooder.close()

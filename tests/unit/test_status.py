@@ -129,16 +129,14 @@ def test_a_reader_bounds_and_checks_replies() -> None:
             decode_status(bad)
 
 
-def test_budget_paces_replies_after_a_burst() -> None:
+def test_budget_allows_a_burst_then_the_rate_and_refuses_the_rest() -> None:
     budget = QueryBudget(rate=10.0, burst=3, now=0.0)
-    assert [budget.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert budget.reserve(0.0) == pytest.approx(0.1)  # the fourth waits one period
-    now, sent = 0.1, 0
-    while now < 10.1:  # a flood, each reply sent after its wait: the rate holds
-        now += budget.reserve(now)
-        sent += 1
-    assert 99 <= sent <= 101
-    assert budget.reserve(now + 100) == 0.0  # idle time refills, up to the burst only
-    assert [budget.reserve(now + 100) for _ in range(3)][-1] > 0
+    assert [budget.take(0.0) for _ in range(4)] == [True, True, True, False]
+    allowed, now = 0, 0.0
+    while now < 10.0:  # a flood of 1,000 queries a second for 10 s: about rate x 10 s get through
+        now += 0.001
+        allowed += budget.take(now)
+    assert 99 <= allowed <= 101
+    assert [budget.take(now + 100) for _ in range(4)] == [True, True, True, False]  # idle time refills up to burst
     with pytest.raises(ValueError):
         QueryBudget(rate=0, burst=1, now=0.0)
