@@ -59,8 +59,10 @@ class StatusBoard:
 
     # -- what the lifecycle tells it --------------------------------------------------------------
     def announce(self, bus: Bus, stream: Stream) -> None:
-        """Follow ``stream``, take a first snapshot and announce the node on ``bus`` (token and queryable)."""
+        """Follow ``stream``, take a first snapshot and announce the node on ``bus`` (token and queryable); the
+        bus is open, so the node is loading its model next."""
         self.stream = stream
+        self.phase = LOADING
         self.identity = Identity("node", self.host, self.pid, __version__, bus.namespace, bus.zid, self.started_at)
         self.refresh()
         self.announcement = bus.announce("node", self.answer)
