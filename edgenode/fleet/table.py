@@ -81,6 +81,13 @@ def _text(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _namespace(entry: Entry) -> str:
+    """The entry's namespace: the key's prefix, else (asked from inside a namespace, where zenoh strips it)
+    the one its status reports."""
+    reported = _get(entry.status, "identity", "namespace")
+    return entry.key.namespace or (reported if isinstance(reported, str) else "")
+
+
 def _host(entry: Entry) -> str:
     host = _get(entry.status, "identity", "host")
     return _text(host) if isinstance(host, str) and host else entry.key.instance[:8]
@@ -145,9 +152,9 @@ def row(entry: Entry, name: str) -> tuple[str, ...]:
 
 
 def names(found: Sequence[Entry]) -> list[str]:
-    """Each entry's name: ``namespace/host`` (``host`` without a namespace), with ``:pid`` added where two
-    would read the same."""
-    plain = [f"{_text(e.key.namespace)}/{_host(e)}" if e.key.namespace else _host(e) for e in found]
+    """Each entry's name: ``namespace/host`` (``host`` without a namespace), with ``:pid`` added where two of
+    a kind would read the same."""
+    plain = [f"{_text(space)}/{_host(e)}" if (space := _namespace(e)) else _host(e) for e in found]
     pairs = [(name, entry.key.kind) for name, entry in zip(plain, found, strict=True)]
     counts = {pair: pairs.count(pair) for pair in pairs}
     shown = []

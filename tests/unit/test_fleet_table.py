@@ -132,3 +132,8 @@ def test_flags_and_the_node_zenoh_variables() -> None:
 def test_bad_flags_are_one_clear_line(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_options(argv, {})
+
+
+def test_asked_from_inside_a_namespace_the_name_keeps_it() -> None:
+    found = entries([reply(f"edgenode/status/node/{ZID_A}", node("board-a", "cam1"))], [])  # zenoh stripped cam1/
+    assert found[0].key.namespace == "" and render(found).splitlines()[1].split()[0] == "cam1/board-a"
