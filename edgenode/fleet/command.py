@@ -111,8 +111,11 @@ def show(found: Sequence[Entry], options: StatusOptions, out: TextIO) -> None:
 
 def run(options: StatusOptions, out: TextIO) -> int:
     """Survey (every ``watch`` seconds until interrupted); the exit code of the last survey."""
-    bus = ZenohBus.open(options.zenoh)
     code = 1
+    try:
+        bus = ZenohBus.open(options.zenoh)
+    except KeyboardInterrupt:
+        return code
     try:
         while True:
             found = survey(bus, options.timeout)

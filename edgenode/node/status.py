@@ -1,9 +1,10 @@
 """The node's fleet status: a snapshot of its state, model, camera stream and counters, taken on the event
 loop a few times a second (and at once on each change of phase) and served to status queries as ready JSON.
 
-A query never reaches into the pipeline: the bus's answering thread returns :attr:`StatusBoard.payload`,
-the bytes of the last snapshot, so a flood of queries costs the pipeline nothing but those replies
-(which the bus paces). The document's layout is :mod:`edgenode.core.status`'s.
+A query never reaches into the pipeline: the bus's query callback returns :attr:`StatusBoard.payload`,
+the bytes of the last snapshot, so a flood of queries costs the node no more than those replies (which
+the bus bounds, :class:`edgenode.adapters.zenoh_bus.Announcement`). The document's layout is
+:mod:`edgenode.core.status`'s.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class StatusBoard:
     def started_running(self, running: Running) -> None:
         """The model is loaded and the stages run: its facts are known."""
         self.running = running
+        self._received_at_window = running.stream.frames.slot.received  # the first window starts now
         runtime, description = running.model.runtime, running.model.description
         spec = description.inputs[0] if description.inputs else None
         self.model = ModelFacts(
@@ -139,5 +141,5 @@ class StatusBoard:
             self.payload = encode_status(self.snapshot())
 
     def answer(self) -> bytes:
-        """The latest snapshot's bytes (called on the bus's answering thread)."""
+        """The latest snapshot's bytes (called on zenoh's callback thread)."""
         return self.payload
