@@ -1,6 +1,6 @@
 """Status queries against a busy node: its frame rate with and without 1,000 queries a second.
 
-``python bench/run.py fleet [--seconds=10] [--rounds=3] [--rate=1000] [--camera-fps=60] [--pin]``
+``python bench/run.py fleet [--seconds=10] [--rounds=3] [--rate=1000] [--camera-fps=60] [--pin] [--router-config]``
 
 Real processes, as on a board in a fleet: the camera simulator (320x240 YUYV at ``--camera-fps``,
 faster than the node can go, so the node runs flat out and any CPU the queries take from it shows as
@@ -18,7 +18,10 @@ the network. Windows of ``--seconds`` follow each other, ``--rounds`` times:
 
 The figures are the status-flood windows' median frame rate over the quiet ones' and over the
 control ones', and the node's CPU time per processed frame in each, side by side in one run. With
-``--pin`` the camera and node run on CPU 0 and the router and flooder on CPU 1.
+``--pin`` the camera and node run on CPU 0 and the router and flooder on CPU 1. The router is a bare
+one, so the queries reach the node and only the node's own bounds hold; with ``--router-config`` it
+runs the repository's ``systemd/zenoh-router.json5``, whose rule drops status queries beyond 50 a
+second before they leave the router.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 KINDS = ("quiet", "control", "flooded")
 ROUTER = """
-import signal, zenoh
-config = zenoh.Config()
+import signal, sys, zenoh
+config = zenoh.Config.from_file(sys.argv[1]) if len(sys.argv) > 1 else zenoh.Config()
 config.insert_json5("mode", '"router"')
 config.insert_json5("listen/endpoints", '["{endpoint}"]')
 config.insert_json5("scouting/multicast/enabled", "false")
@@ -116,6 +119,7 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--camera-fps", type=float, default=60.0)
     parser.add_argument("--pin", action="store_true")
+    parser.add_argument("--router-config", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
     from edgenode.tools.demo.shapes_model import build_shapes_model
@@ -131,7 +135,10 @@ def main(argv: list[str]) -> str:
     windows: list[dict[str, float | str]] = []
     try:
         (folder / "router.py").write_text(ROUTER.replace("{endpoint}", router))
-        router_process = subprocess.Popen(pinned(network, [PYTHON, str(folder / "router.py")]), stdout=subprocess.PIPE)
+        router_argv = [PYTHON, str(folder / "router.py")]
+        if args.router_config:
+            router_argv.append(str(HERE.parent / "systemd" / "zenoh-router.json5"))
+        router_process = subprocess.Popen(pinned(network, router_argv), stdout=subprocess.PIPE)
         assert router_process.stdout is not None and router_process.stdout.readline().startswith(b"router up")
         children.append(Child("router", router_process, folder / "router.log"))  # type: ignore[arg-type]
         children.append(start("camera", pinned(board, [
@@ -208,6 +215,8 @@ def main(argv: list[str]) -> str:
             for index, window in enumerate(windows)]
     placement = ("camera and node pinned to CPU 0, router and flooder to CPU 1" if args.pin
                  else "no pinning: every process on either CPU")
+    placement += ("; router with systemd/zenoh-router.json5 (status queries bounded there too)" if args.router_config
+                  else "; a bare router (only the node bounds the queries)")
     markdown = (header("Status queries against a busy node") + f"- CPU (lscpu): {lscpu_model()}\n"
                 f"- load average (1, 5, 15 min): before {', '.join(f'{v:.2f}' for v in load_before)}; after "
                 f"{', '.join(f'{v:.2f}' for v in load_after)}\n"

@@ -7,15 +7,25 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import zenoh
 
-from edgenode.adapters.zenoh_bus import STATUS_BURST, STATUS_RATE, Survey, ZenohBus, build_zenoh_config
+from edgenode.adapters.zenoh_bus import (
+    STATUS_BURST,
+    STATUS_RATE,
+    Announcement,
+    Survey,
+    ZenohBus,
+    build_zenoh_config,
+)
 from edgenode.config import ZenohSettings
 from edgenode.core.status import STATUS_SELECTOR
 from tests.helpers.processes import endpoint, free_port
 from tests.helpers.timing import scaled
+
+ROUTER_CONFIG = Path(__file__).resolve().parents[2] / "systemd" / "zenoh-router.json5"
 
 
 @pytest.fixture
@@ -130,3 +140,35 @@ def test_a_flood_of_queries_gets_at_most_the_budgeted_replies_and_no_query_hangs
     finally:
         node.close()
         flooder.close()
+
+
+def test_the_shipped_router_config_keeps_a_flood_of_status_queries_off_the_boards() -> None:
+    port = free_port()
+    config = zenoh.Config.from_file(str(ROUTER_CONFIG))
+    config.insert_json5("listen/endpoints", json.dumps([endpoint(port)]))
+    router = zenoh.open(config)
+    board_config = zenoh.Config()  # a board without its own bound: what reaches it is what the router lets by
+    for key, value in (("mode", '"client"'), ("connect/endpoints", json.dumps([endpoint(port)])),
+                       ("scouting/multicast/enabled", "false")):
+        board_config.insert_json5(key, value)
+    board = zenoh.open(board_config)
+    flooder = joined(port, mode="client")
+    try:
+        announcement = Announcement(board, "edgenode/status/node/board", lambda: b"{}", rate=10_000, burst=10_000)
+        survey_until(flooder, lambda s: s.answers, "the board through the router")
+        reached = announcement.answered + announcement.refused
+        started = time.monotonic()
+        for _ in range(500):
+            flooder.session.get(STATUS_SELECTOR, zenoh.handlers.RingChannel(1), timeout=scaled(2.0))
+        deadline = time.monotonic() + scaled(3.0)
+        while time.monotonic() < deadline and announcement.answered + announcement.refused - reached < 20:
+            time.sleep(0.05)
+        time.sleep(0.2)  # stragglers
+        elapsed = time.monotonic() - started
+        arrived = announcement.answered + announcement.refused - reached
+        assert 0 < arrived <= STATUS_RATE * elapsed + 5, (arrived, elapsed)
+        announcement.close()
+    finally:
+        flooder.close()
+        board.close()
+        router.close()
