@@ -8,7 +8,8 @@ frames lost) and the node on the demo model (``--threads 1``) talk peer to peer;
 connected to a real zenoh router (a session in router mode), through which a flooder, a client of
 the router, sends ``--rate`` ``**/edgenode/status/**`` queries a second (what ``edgenode status``
 sends). The node's frame rate comes from its own stats lines (``--stats-interval 1``), not through
-the network. Windows of ``--seconds`` follow each other, ``--rounds`` times:
+the network. Windows of ``--seconds`` follow each other, ``--rounds`` times (each round starting with
+the next kind, so a drift in the machine's load hits all three alike):
 
 - quiet: no queries;
 - control flood: the same rate on a key nobody answers, so the flooder and the router load the
@@ -17,7 +18,8 @@ the network. Windows of ``--seconds`` follow each other, ``--rounds`` times:
 - status flood: the queries reach the node.
 
 The figures are the status-flood windows' median frame rate over the quiet ones' and over the
-control ones', and the node's CPU time per processed frame in each, side by side in one run. With
+control ones', and the node's CPU time per processed frame in each (the work a frame costs, which
+the share of the CPU other processes leave the node does not move), side by side in one run. With
 ``--pin`` the camera and node run on CPU 0 and the router and flooder on CPU 1. The router is a bare
 one, so the queries reach the node and only the node's own bounds hold; with ``--router-config`` it
 runs the repository's ``systemd/zenoh-router.json5``, whose rule drops status queries beyond 50 a
@@ -159,8 +161,9 @@ def main(argv: list[str]) -> str:
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert querier.stdin is not None and querier.stdout is not None
         assert querier.stdout.readline().strip() == "ready"
-        for _ in range(args.rounds):
-            for kind in KINDS:
+        for round_index in range(args.rounds):
+            turn = round_index % len(KINDS)  # each round starts with the next kind, so drift hits all alike
+            for kind in KINDS[turn:] + KINDS[:turn]:
                 replies_before = answered(router) if kind == "flooded" else 0
                 if kind != "quiet":
                     querier.stdin.write(("on" if kind == "flooded" else "control") + "\n")
@@ -183,6 +186,7 @@ def main(argv: list[str]) -> str:
                     window["replies_per_s"] = (answered(router) - replies_before) / (end_at - start_at)
                 window["fps"], window["camera_fps"] = node_rates(node, start_at, end_at)
                 window["cpu_ms_per_frame"] = float(window["node_cpu"]) * 1e3 / max(float(window["fps"]), 1e-9)
+                window["round"] = float(round_index + 1)
                 windows.append(window)
                 print(f"fleet bench: {window}", file=sys.stderr, flush=True)
     finally:
@@ -209,7 +213,7 @@ def main(argv: list[str]) -> str:
         ["quiet", f"{quiet:.2f}", f"{flooded / quiet:.3f}", f"{per_frame['quiet']:.1f}"],
         ["control flood", f"{control:.2f}", f"{flooded / control:.3f}", f"{per_frame['control']:.1f}"],
         ["status flood", f"{flooded:.2f}", "1.000", f"{per_frame['flooded']:.1f}"]])
-    rows = [[index // len(KINDS) + 1, window["kind"], cell(window, "fps"), cell(window, "camera_fps", 1),
+    rows = [[int(float(window["round"])), window["kind"], cell(window, "fps"), cell(window, "camera_fps", 1),
              cell(window, "node_cpu"), cell(window, "cpu_ms_per_frame", 1), cell(window, "camera_cpu"),
              cell(window, "router_cpu"), cell(window, "queries_per_s", 0), cell(window, "replies_per_s", 0)]
             for index, window in enumerate(windows)]
