@@ -29,11 +29,11 @@ MAX_WATCH = 86400.0
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 EXAMPLES = """examples:
-  edgenode status                                            # nodes on this machine (peer, loopback scouting)
-  edgenode status --mode client --connect tcp/ROUTER:7447     # the whole fleet behind a router
-  edgenode status --connect tcp/ROUTER:7447 --json            # JSON for tools
-  edgenode status --connect tcp/ROUTER:7447 --watch 2         # refresh every 2 s (Ctrl-C stops)
-  edgenode status --cfg 'namespace:"cam1"' --connect ...      # only namespace cam1"""
+  edgenode status                                              # this machine's (peer, loopback scouting)
+  edgenode status --mode client --connect tcp/ROUTER:7447      # the whole fleet behind a router
+  edgenode status --mode client --connect tcp/ROUTER:7447 --json          # JSON for tools
+  edgenode status --mode client --connect tcp/ROUTER:7447 --watch 2       # every 2 s until Ctrl-C
+  edgenode status --mode client --connect tcp/ROUTER:7447 --cfg 'namespace:"cam1"'   # namespace cam1 only"""
 
 
 class _Parser(argparse.ArgumentParser):
