@@ -167,13 +167,15 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
     """
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     truth = tmp_path / "truth.jsonl"
+    # The reader listens and the camera connects: a reader connecting to a camera not yet listening would retry
+    # only seconds later (zenoh's backoff), when a fast camera may have published most of its frames.
+    bus = ZenohBus.open(ZenohSettings(listen=(endpoint,), multicast_scouting=False))
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", str(fps),
-                               "--frames", str(frames), "--listen", endpoint, "--no-multicast-scouting",
+                               "--frames", str(frames), "--connect", endpoint, "--no-multicast-scouting",
                                "--ground-truth", str(truth), "--log-level", "warning", *extra],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     async def read() -> tuple[int, list[int], CameraFrames]:
-        bus = ZenohBus.open(ZenohSettings(connect=(endpoint,), multicast_scouting=False))
         try:
             source = CameraFrames.subscribe(bus, "rt/camera/dma", asyncio.get_running_loop(), gap_seconds=5)
             pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
