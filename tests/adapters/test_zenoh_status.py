@@ -158,15 +158,16 @@ def test_the_shipped_router_config_keeps_a_flood_of_status_queries_off_the_board
         survey_until(flooder, lambda s: s.answers, "the board through the router")
         reached = announcement.answered + announcement.refused
         started = time.monotonic()
-        for _ in range(500):
+        for _ in range(250):  # 500 a second for half a second (zenoh's rule lets one by every 20 ms)
             flooder.session.get(STATUS_SELECTOR, zenoh.handlers.RingChannel(1), timeout=scaled(2.0))
+            time.sleep(0.002)
+        elapsed = time.monotonic() - started
         deadline = time.monotonic() + scaled(3.0)
-        while time.monotonic() < deadline and announcement.answered + announcement.refused - reached < 20:
+        while time.monotonic() < deadline and announcement.answered + announcement.refused - reached < 5:
             time.sleep(0.05)
         time.sleep(0.2)  # stragglers
-        elapsed = time.monotonic() - started
         arrived = announcement.answered + announcement.refused - reached
-        assert 0 < arrived <= STATUS_RATE * elapsed + 5, (arrived, elapsed)
+        assert 5 <= arrived <= STATUS_RATE * elapsed + 2, (arrived, elapsed)
         announcement.close()
     finally:
         flooder.close()
