@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -159,75 +157,65 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[int, list[int], CameraFrames]:
-    """Run the simulator in a child process and preprocess what arrives.
+def exchange(tmp_path: Path, wanted: int, fps: int, extra: list[str]) -> tuple[list[int], CameraFrames]:
+    """Run the simulator in a child process and preprocess what arrives until ``wanted`` frames are done, then
+    stop it (SIGTERM): however slow this machine, the reader sees as many frames as the test needs.
 
-    Returns the frames processed, this process's open-fd count every 50 frames while they
-    flow (the first sample is taken once everything is warmed up) and the frame source.
+    Returns this process's open-fd count every 50 frames while they flow (the first sample is
+    taken once everything is warmed up) and the frame source.
     """
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     truth = tmp_path / "truth.jsonl"
-    # The reader listens and the camera connects: a reader connecting to a camera not yet listening would retry
-    # only seconds later (zenoh's backoff), when a fast camera may have published most of its frames.
-    bus = ZenohBus.open(ZenohSettings(listen=(endpoint,), multicast_scouting=False))
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", str(fps),
-                               "--frames", str(frames), "--connect", endpoint, "--no-multicast-scouting",
-                               "--ground-truth", str(truth), "--log-level", "warning", *extra],
+                               "--listen", endpoint, "--no-multicast-scouting", "--ground-truth", str(truth),
+                               "--log-level", "warning", *extra],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    async def read() -> tuple[int, list[int], CameraFrames]:
+    async def read() -> tuple[list[int], CameraFrames]:
+        bus = ZenohBus.open(ZenohSettings(connect=(endpoint,), multicast_scouting=False))
         try:
             source = CameraFrames.subscribe(bus, "rt/camera/dma", asyncio.get_running_loop(), gap_seconds=5)
             pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
             processed, samples = 0, []
-            while True:
-                # The first frame waits for the simulator to start; then a pause means it has finished.
-                got = await source.next_imported(timeout=scaled(60 if processed == 0 else 1.5))
-                if got is None:
-                    break
+            while processed < wanted:
+                got = await source.next_imported(timeout=scaled(60))
+                assert got is not None, f"no frame for {scaled(60):g} s after {processed}"
                 with got[1] as frame:
                     pre.run(frame)
                 processed += 1
                 if processed % 50 == 0:
                     samples.append(open_fds())
-            return processed, samples, source
+            return samples, source
         finally:
             bus.close()
 
     try:
         result = asyncio.run(read())
     finally:
+        camera.send_signal(signal.SIGTERM)
         camera.wait(timeout=scaled(60))
         assert camera.stderr is not None
         errors = camera.stderr.read().decode()
         camera.stderr.close()
     assert camera.returncode == 0, errors
-    lines = truth.read_text().splitlines()
-    assert len(lines) == frames and json.loads(lines[-1])["seq"] == frames - 1
+    seqs = [json.loads(line)["seq"] for line in truth.read_text().splitlines()]
+    assert seqs == list(range(len(seqs))) and len(seqs) >= wanted  # every frame published is in its ground truth
     return result
-
-
-def at_most_the_last_frame_skipped(skipped: Counter[str]) -> bool:
-    """No frame skipped, but perhaps the last one: the simulator closes its buffers when it exits after it, and a
-    reader that takes it a moment later finds it gone (its buffer closed, or the process)."""
-    return sum(skipped.values()) <= 1 and set(skipped) <= {"closed_fd", "stale_pid"}
 
 
 @pytest.mark.slow
 def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path) -> None:
-    start = time.monotonic()
-    processed, fds, source = exchange(tmp_path, 3000, 1000, [])
-    assert processed >= 1000, f"only {processed} frames processed in {time.monotonic() - start:.1f} s"
+    fds, source = exchange(tmp_path, 1000, 1000, [])
     assert max(fds) == fds[0], f"open fds grew while frames flowed: {fds}"
     stats = source.stats
-    assert at_most_the_last_frame_skipped(stats.skipped) and stats.received >= processed
+    assert stats.skipped_total == 0 and stats.received >= 1000
     assert source.importer.late_unmaps == 0
 
 
 def test_two_processes_camera_frame(tmp_path: Path) -> None:
-    processed, fds, source = exchange(tmp_path, 400, 200, ["--camera-frame", "--fourcc", "NV12"])
-    assert processed >= 100 and max(fds) == fds[0]
-    assert at_most_the_last_frame_skipped(source.stats.skipped)
+    fds, source = exchange(tmp_path, 100, 200, ["--camera-frame", "--fourcc", "NV12"])
+    assert max(fds) == fds[0]
+    assert source.stats.skipped_total == 0
 
 
 def test_pillow_images_when_installed(tmp_path: Path) -> None:
