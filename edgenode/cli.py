@@ -91,9 +91,12 @@ def parse_batch(text: str) -> int:
     if word == "auto":
         return 0
     try:
-        return int(word)
+        frames = int(word)
     except ValueError:
-        raise ValueError(f"expected auto or a number of frames, got {text!r}") from None
+        frames = 0
+    if frames < 1:
+        raise ValueError(f"expected auto or a number of frames (1 or more), got {text!r}")
+    return frames
 
 
 as_float = _number(float, "a number")
