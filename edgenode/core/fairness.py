@@ -38,3 +38,12 @@ def choose(waiting: Sequence[Waiting], count: int = 1) -> list[int]:
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     return serve_order(waiting)[:count]
+
+
+BATCH_GAIN = 0.9  # a batch pays when each of its frames costs less than this share of a frame on its own
+
+
+def batch_pays(single_s: float, batch_s: float, frames: int, gain: float = BATCH_GAIN) -> bool:
+    """Whether one invoke of ``frames`` frames taking ``batch_s`` beats ``frames`` invokes of ``single_s``:
+    clearly (per frame under ``gain`` times), since a batch also makes each frame wait for the others."""
+    return frames > 1 and batch_s / frames < gain * single_s

@@ -220,7 +220,8 @@ class NodeParts:
 
     def load_model(self) -> LoadedModel:
         """The model, its decoder keeping boxes from the decoder threshold up (blocking; raises ModelError)."""
-        return load_model(self.config.model, replace(self.config.decode, threshold=self.thresholds.decoder))
+        return load_model(self.config.model, replace(self.config.decode, threshold=self.thresholds.decoder),
+                          streams=len(self.config.streams()))
 
     def tracker(self) -> ByteTracker | None:
         """A tracker for one stream with ``--track``, configured from the ``--track-*`` flags."""
