@@ -220,8 +220,9 @@ class NodeParts:
 
     def load_model(self) -> LoadedModel:
         """The model, its decoder keeping boxes from the decoder threshold up (blocking; raises ModelError)."""
+        streams = len(self.config.streams())
         return load_model(self.config.model, replace(self.config.decode, threshold=self.thresholds.decoder),
-                          streams=len(self.config.streams()))
+                          **({"streams": streams} if streams > 1 else {}))
 
     def tracker(self) -> ByteTracker | None:
         """A tracker for one stream with ``--track``, configured from the ``--track-*`` flags."""
