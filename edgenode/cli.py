@@ -85,8 +85,8 @@ def _number(kind: Callable[[str], Any], name: str) -> Callable[[str], Any]:
     return convert
 
 
-def parse_batch(text: str) -> int:
-    """``--batch``: ``auto`` (0) or a number of frames per invoke."""
+def batch_setting(text: str) -> int:
+    """``--batch``: ``auto`` (0) or a number of frames per invoke (raises ConfigError)."""
     word = text.strip().lower()
     if word == "auto":
         return 0
@@ -95,7 +95,7 @@ def parse_batch(text: str) -> int:
     except ValueError:
         frames = 0
     if frames < 1:
-        raise ValueError(f"expected auto or a number of frames (1 or more), got {text!r}")
+        raise ConfigError(f"--batch must be auto or a number of frames (1 or more), got {text!r}")
     return frames
 
 
@@ -160,10 +160,10 @@ OPTIONS: tuple[Option, ...] = (
          help="overlap: prepare the next frame (taken just in time) and publish the last one while the model "
               "runs (an NPU, or free cores); serial: only between invokes, so they never slow a model using "
               "every core; auto: serial when the model runs on the CPU with every core, else overlap"),
-    _opt("--batch", env="BATCH", default=0, convert=parse_batch, group=G_MODEL, metavar="auto|N",
+    _opt("--batch", env="BATCH", default="auto", group=G_MODEL, metavar="auto|N",
          help="frames of different cameras per invoke, when the model takes a batch or its input can be "
               "resized: auto measures both at load and batches only when it is faster per frame; 1 never "
-              "batches [default auto]"),
+              "batches"),
     _opt("--cache-dir", env="CACHE_DIR", default=None, group=G_MODEL, metavar="DIR",
          help="where the NPU keeps compiled graphs between starts (default $CACHE_DIRECTORY from systemd, "
               "else ~/.cache/edgenode)"),
@@ -180,13 +180,11 @@ OPTIONS: tuple[Option, ...] = (
     _opt("--camera-topic", env="CAMERA_TOPIC", default=(CameraSpec("rt/camera/dma"),), convert=parse_camera,
          kind="append", group=G_TOPICS, metavar="[NAME=]KEY",
          help="camera frames (edgefirst_msgs/DmaBuffer or CameraFrame); repeat it (env comma-separated) for "
-              "several cameras through one model, each stream named NAME or after its topic "
-              "(default rt/camera/dma)"),
+              "several cameras through one model, each stream named NAME or after its topic"),
     _opt("--camera-info-topic", env="CAMERA_INFO_TOPIC", default=("rt/camera/info",), kind="append",
          group=G_TOPICS, metavar="[NAME=]KEY",
          help="camera resolution (sensor_msgs/CameraInfo), read for --visualization; with several cameras each "
-              "stream's is its frame topic with this key's last segment, NAME=KEY sets one stream's "
-              "(default rt/camera/info)"),
+              "stream's is its frame topic with this key's last segment, NAME=KEY sets one stream's"),
     _opt("--detect-topic", env="DETECT_TOPIC", default="rt/model/boxes2d", group=G_TOPICS, metavar="KEY",
          help="boxes (edgefirst_msgs/Detect)"),
     _opt("--info-topic", env="INFO_TOPIC", default="rt/model/info", group=G_TOPICS, metavar="KEY",
@@ -274,7 +272,8 @@ def _describe(option: Option) -> str:
     if option.env:
         extras.append(f"env {option.env}")
     if option.kind != "bool" and option.default not in (None, (), ""):
-        extras.append(f"default {option.default}")
+        shown = ", ".join(map(str, option.default)) if isinstance(option.default, tuple) else option.default
+        extras.append(f"default {shown}")
     return f"{option.help} [{', '.join(extras)}]" if extras else option.help
 
 
@@ -405,7 +404,7 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
             decoder=v["decoder_model"],
             ssd=v["ssd_model"],
             schedule=v["schedule"],
-            batch=v["batch"],
+            batch=batch_setting(v["batch"]),
         ),
         topics=Topics(
             camera=cameras[0].topic if cameras else "",

@@ -98,6 +98,9 @@ class CameraSpec:
     topic: str
     name: str = ""
 
+    def __str__(self) -> str:
+        return f"{self.name}={self.topic}" if self.name else self.topic
+
 
 def parse_camera(text: str) -> CameraSpec:
     """``NAME=TOPIC`` or a bare ``TOPIC`` (its name derived later, from every camera's topic)."""

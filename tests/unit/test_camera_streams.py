@@ -86,7 +86,7 @@ def test_flags_and_environment_list_the_cameras() -> None:
     (["--camera-topic", "rt/b/dma", "--camera-topic", "a="], "the topic is empty"),
     (["--camera-info-topic", "nobody=rt/x/info"], "no camera stream named nobody"),
     (["--batch", "many"], "--batch"),
-    (["--batch", "0"], "auto or a number of frames"),
+    (["--batch", "0"], "--batch must be auto or a number of frames"),
     (["--batch", "17"], "--batch must be auto or 1 to 16"),
 ])
 def test_bad_camera_lists_are_refused(argv: list[str], message: str) -> None:
