@@ -13,7 +13,8 @@ have work) on ``rt/cam<k>/dma``, and two contenders serve them in turn, beside t
   the two are the same process, measured once).
 
 A subscriber per stream stamps each Detect as it arrives: frames per second per stream over the window
-(and their total, and the spread max/min), camera-to-publish latency (arrival minus the Detect's stamp, the
+(intervals between its first and last Detect in the window, over their span; their total; the spread
+max/min), camera-to-publish latency (arrival minus the Detect's stamp, the
 camera's capture time: one machine, one clock), p50 and p99 per stream. Resident memory is the sum of the
 contender's processes' VmRSS at the end of the window (``/proc``).
 """
@@ -46,12 +47,16 @@ class Contender:
     count: int
     seconds: float = 0.0
     frames: list[int] = field(default_factory=list)
+    spans: list[float] = field(default_factory=list)  # seconds from each stream's first Detect to its last
     latencies: list[list[float]] = field(default_factory=list)
     rss_mib: float = 0.0
     processes: int = 0
 
     def rates(self) -> list[float]:
-        return [frames / self.seconds for frames in self.frames]
+        """Frames a second of each stream: intervals over their span (at a frame or two a second, counting
+        frames in a window would be off by up to one frame in where the window cuts the turns)."""
+        return [(frames - 1) / span if frames > 1 and span > 0 else 0.0
+                for frames, span in zip(self.frames, self.spans, strict=True)]
 
     @property
     def total(self) -> float:
@@ -124,6 +129,7 @@ def measure(name: str, model: Path, count: int, camera_ports: list[int], *, args
     for recorder in recorders:
         arrivals, _ = recorder.between(begin, end)
         run.frames.append(len(arrivals))
+        run.spans.append((arrivals[-1].received_ns - arrivals[0].received_ns) / 1e9 if arrivals else 0.0)
         run.latencies.append([(a.received_ns - a.stamp_ns) / 1e6 for a in arrivals])
     for child in children:
         lines = child.lines()

@@ -87,8 +87,13 @@ class FairFrames:
             return Batch(((runs[0], ref),)) if ref is not None else None
         deadline = time.monotonic() + timeout
         while True:
-            waiting = [Waiting(index, run.frames.arrived, run.served) for index, run in enumerate(runs)
-                       if run.frames.pending]
+            now = time.monotonic()
+            waiting = []
+            for index, run in enumerate(runs):
+                if run.frames.pending:
+                    waiting.append(Waiting(index, run.frames.arrived, run.served))
+                else:
+                    run.frames.watch(now)  # a silent camera: its one warning, while the others keep the model busy
             taken: list[tuple[StreamRun, FrameRef]] = []
             for index in serve_order(waiting):
                 ref = await runs[index].frames.next(0)  # a message waits: no wait here (None: a bad one, counted)
@@ -103,8 +108,6 @@ class FairFrames:
                 return Batch(tuple(taken))
             if waiting:
                 continue  # every waiting message was a bad one: look again
-            for run in runs:
-                run.frames.watch(now)
             left = deadline - now
             if left <= 0:
                 return None
