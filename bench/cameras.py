@@ -1,7 +1,7 @@
 """Several cameras: one edgenode serving N cameras, against N edgenode processes serving one each.
 
-``python bench/run.py cameras [--seconds=S] [--warmup=S] [--counts=1,2,4] [--models=DIR] [--fps=F]
-[--model=int8|f32]``
+``python bench/run.py cameras [--seconds=S] [--warmup=S] [--rounds=N] [--counts=1,2,4] [--models=DIR]
+[--fps=F] [--model=int8|f32]``
 
 For each N in ``--counts``, N camera simulators publish 1920x1080 YUYV frames at 30 fps (``bus.jpg`` and
 ``zidane.jpg`` in turn, each camera starting at another point, so the model finds people and the trackers
@@ -52,11 +52,28 @@ class Contender:
     rss_mib: float = 0.0
     processes: int = 0
 
+    rounds: list[float] = field(default_factory=list)  # the total frames a second of each round
+
     def rates(self) -> list[float]:
-        """Frames a second of each stream: intervals over their span (at a frame or two a second, counting
-        frames in a window would be off by up to one frame in where the window cuts the turns)."""
-        return [(frames - 1) / span if frames > 1 and span > 0 else 0.0
-                for frames, span in zip(self.frames, self.spans, strict=True)]
+        """Frames a second of each stream: intervals between its Detects over their span, pooled over the rounds
+        (at a frame or two a second, counting frames in a window would be off by up to one frame in where the
+        window cuts the turns)."""
+        return [intervals / span if span > 0 else 0.0 for intervals, span in zip(self.frames, self.spans,
+                                                                                  strict=True)]
+
+    def add(self, other: Contender) -> None:
+        """Pool ``other`` (a round of the same contender) into this one."""
+        if not self.frames:
+            self.frames, self.spans = [0] * len(other.frames), [0.0] * len(other.spans)
+            self.latencies = [[] for _ in other.latencies]
+        for index in range(len(other.frames)):
+            self.frames[index] += other.frames[index]
+            self.spans[index] += other.spans[index]
+            self.latencies[index] += other.latencies[index]
+        self.seconds += other.seconds
+        self.rss_mib = max(self.rss_mib, other.rss_mib)
+        self.processes = other.processes
+        self.rounds.append(other.total)
 
     @property
     def total(self) -> float:
@@ -128,7 +145,7 @@ def measure(name: str, model: Path, count: int, camera_ports: list[int], *, args
     run = Contender(name, count, (end - begin) / 1e9, rss_mib=rss, processes=len(children))
     for recorder in recorders:
         arrivals, _ = recorder.between(begin, end)
-        run.frames.append(len(arrivals))
+        run.frames.append(max(len(arrivals) - 1, 0))  # intervals
         run.spans.append((arrivals[-1].received_ns - arrivals[0].received_ns) / 1e9 if arrivals else 0.0)
         run.latencies.append([(a.received_ns - a.stamp_ns) / 1e6 for a in arrivals])
     for child in children:
@@ -143,11 +160,13 @@ def run_count(model: Path, count: int, args: argparse.Namespace, folder: Path) -
     ports = [free_port() for _ in range(count)]
     cameras = [start(f"camera{index}-{count}", camera_argv(index, port, args.models, args.fps), folder)
                for index, port in enumerate(ports)]
+    names = [ONE_NODE, SEPARATE] if count > 1 else [ONE_NODE]
+    runs = {name: Contender(name, count) for name in names}
     try:
         time.sleep(2.0)
-        runs = {ONE_NODE: measure(ONE_NODE, model, count, ports, args=args, folder=folder)}
-        if count > 1:
-            runs[SEPARATE] = measure(SEPARATE, model, count, ports, args=args, folder=folder)
+        for index in range(args.rounds):  # each round in the other order: a drift of the load hits both alike
+            for name in names if index % 2 == 0 else names[::-1]:
+                runs[name].add(measure(name, model, count, ports, args=args, folder=folder))
     finally:
         for camera in cameras:
             camera.stop()
@@ -158,7 +177,8 @@ def row(count: int, run: Contender) -> list[object]:
     rates = run.rates()
     p50 = [percentile(latencies, 50) for latencies in run.latencies]
     p99 = [percentile(latencies, 99) for latencies in run.latencies]
-    return [count, run.name if count > 1 else "one node (= one process)", run.processes, f"{run.total:.2f}",
+    return [count, run.name if count > 1 else "one node (= one process)", run.processes,
+            f"{run.total:.2f} ({', '.join(f'{total:.2f}' for total in run.rounds)})",
             " / ".join(f"{rate:.2f}" for rate in rates), f"{run.spread:.2f}",
             " / ".join(f"{value:.0f}" for value in p50), " / ".join(f"{value:.0f}" for value in p99),
             f"{run.rss_mib:.0f}"]
@@ -186,6 +206,7 @@ def main(argv: list[str]) -> str:
     parser = argparse.ArgumentParser(prog="bench/cameras.py")
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per contender")
     parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per number of cameras, alternating the order")
     parser.add_argument("--counts", default="1,2,4", help="numbers of cameras")
     parser.add_argument("--models", type=Path, default=SHARED)
     parser.add_argument("--model", choices=("int8", "f32"), default="int8")
@@ -203,10 +224,11 @@ def main(argv: list[str]) -> str:
     markdown = "\n".join([
         header(f"Several cameras: 1920x1080 YUYV {args.fps:g} fps each, {args.model} yolov8s-fall, --track", shown),
         f"- CPU: {cpu_model()}; load average before: {load_before}, after: {load_average()}; the run took "
-        f"{time.monotonic() - started:.0f} s, {args.seconds:g} s per contender after {args.warmup:g} s of warm-up\n",
+        f"{time.monotonic() - started:.0f} s: {args.rounds} round(s) of {args.seconds:g} s per contender (after "
+        f"{args.warmup:g} s of warm-up), in turn beside the same cameras, pooled\n",
         "**Goals**\n\n" + "\n".join(goals(results)) + "\n",
-        table(["cameras", "contender", "processes", "frames/s total", "frames/s per stream", "spread max/min",
-               "latency p50 ms per stream", "latency p99 ms per stream", "RSS MiB (sum)"], rows),
+        table(["cameras", "contender", "processes", "frames/s total (each round)", "frames/s per stream",
+               "spread max/min", "latency p50 ms per stream", "latency p99 ms per stream", "RSS MiB (sum)"], rows),
     ])
     save("cameras", markdown, {count: {name: vars(run) for name, run in runs.items()}
                                for count, runs in results.items()})

@@ -157,11 +157,6 @@ class Running:
         total["post_failed"] = counters.post_failed + sum(run.post_failed for run in self.runs)
         return total
 
-    def stats_line(self) -> dict[str, Any]:
-        """The node's throughput and stage times since the last call, then the counters (every stream's)."""
-        lines = self.stats_lines()
-        return lines[0] if len(lines) == 1 else self.totals_line
-
     def stats_lines(self) -> list[dict[str, Any]]:
         """One stats line per stream since the last call (each with its ``stream`` name); with several streams
         the node's totals are kept in :attr:`totals_line`."""
