@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from edgenode.cli import parse_cfg
 from edgenode.config import ZENOH_MODES, ConfigError, ZenohSettings
 from edgenode.core.pixels import FORMATS, FrameLayoutError, format_by_name
 from edgenode.logs import configure_logging, get_logger
-from edgenode.messages import CameraFrame, CameraInfo, DmaBuffer, schema_name
+from edgenode.messages import CameraFrame, CameraInfo, CompressedImage, DmaBuffer, schema_name
 from edgenode.tools.camera.scene import PALETTE, SyntheticScene
 from edgenode.tools.camera.simulator import CameraSettings, CameraSimulator
 from edgenode.tools.camera.sources import FrameSource, ImageSource, SceneSource, SourceError, VideoSource
+from edgenode.tools.camera.status import CameraStatus
 
 
 class UsageError(Exception):
@@ -39,10 +41,18 @@ def parse_size(text: str) -> tuple[int, int]:
     return size
 
 
+def _cfg(text: str) -> tuple[str, str]:
+    try:
+        return parse_cfg(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edgenode-camera",
                      description="Camera simulator: publishes frames in shared buffers (memfd or /dev/dma_heap) "
-                                 "as edgefirst_msgs/DmaBuffer (or CameraFrame) plus sensor_msgs/CameraInfo.")
+                                 "as edgefirst_msgs/DmaBuffer (or CameraFrame), plus sensor_msgs/CameraInfo and "
+                                 "JPEG frames (sensor_msgs/CompressedImage).")
     add = parser.add_argument
     add("--topic", default="rt/camera/dma", metavar="KEY", help="frame topic [default rt/camera/dma]")
     add("--info-topic", default="rt/camera/info", metavar="KEY",
@@ -57,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--frame-id", default="camera", help="header frame_id [default camera]")
     add("--heap", default="system", help="/dev/dma_heap heap to allocate from when present (else memfd) "
                                          "[default system]")
+    add("--jpeg-topic", default="rt/camera/jpeg", metavar="KEY",
+        help="where JPEG frames go (sensor_msgs/CompressedImage), empty to disable [default rt/camera/jpeg]")
+    add("--jpeg-fps", default=10.0, type=float, help="JPEG frames per second, 0 = none [default 10]")
+    add("--jpeg-quality", default=80, type=int, metavar="Q", help="JPEG quality 1..100 [default 80]")
     source = parser.add_argument_group("source (default: the synthetic scene)")
     source.add_argument("--images", nargs="+", type=Path, metavar="FILE",
                         help="still images shown in turn (PPM/PGM/.npy; PNG/JPEG with Pillow)")
@@ -72,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     zenoh.add_argument("--connect", action="append", default=[], metavar="ENDPOINT", help="endpoint to connect to")
     zenoh.add_argument("--listen", action="append", default=[], metavar="ENDPOINT", help="endpoint to listen on")
     zenoh.add_argument("--no-multicast-scouting", action="store_true", help="do not discover peers by multicast")
+    zenoh.add_argument("--zenoh-config", type=Path, metavar="FILE", help="zenoh JSON5 config file (flags apply on top)")
+    zenoh.add_argument("--cfg", action="append", default=[], type=_cfg, metavar="KEY:VALUE",
+                       help="zenoh config override, VALUE in JSON5, e.g. 'namespace:\"cam1\"' (repeatable)")
     add("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
 
@@ -82,10 +99,12 @@ def settings_from(args: argparse.Namespace) -> tuple[CameraSettings, ZenohSettin
         width, height = args.size
         camera = CameraSettings(topic=args.topic, info_topic=args.info_topic, format=fmt, width=width,
                                 height=height, fps=args.fps, frames=args.frames, ring=args.ring,
-                                camera_frame=args.camera_frame, frame_id=args.frame_id, heap=args.heap)
+                                camera_frame=args.camera_frame, frame_id=args.frame_id, heap=args.heap,
+                                jpeg_topic=args.jpeg_topic, jpeg_fps=args.jpeg_fps, jpeg_quality=args.jpeg_quality)
         camera.layout()
         zenoh = ZenohSettings(mode=args.mode, connect=tuple(args.connect), listen=tuple(args.listen),
-                              multicast_scouting=not args.no_multicast_scouting)
+                              multicast_scouting=not args.no_multicast_scouting, config_file=args.zenoh_config,
+                              overrides=tuple(args.cfg))
     except (ValueError, FrameLayoutError, ConfigError) as exc:
         raise UsageError(str(exc)) from None
     if args.images and args.video:
@@ -136,12 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if stop["now"] else 1
     truth: TextIO | None = None
     simulator = None
+    status = None
     try:
         kind = CameraFrame if camera.camera_frame else DmaBuffer
         frames = bus.publication(camera.topic, schema_name(kind))
         info = bus.publication(camera.info_topic, schema_name(CameraInfo)) if camera.info_topic else None
+        jpeg = (bus.publication(camera.jpeg_topic, schema_name(CompressedImage))
+                if camera.jpeg_topic and camera.jpeg_fps > 0 else None)
         truth = args.ground_truth.open("w", encoding="utf-8") if args.ground_truth else None
-        simulator = CameraSimulator(camera, source, frames.put, info.put if info else None, truth)
+        simulator = CameraSimulator(camera, source, frames.put, info.put if info else None, truth,
+                                    publish_jpeg=jpeg.put if jpeg else None)
+        status = CameraStatus(bus, camera, simulator)
         published = simulator.run(lambda: stop["now"])
         log.info(f"stopped after {published} frames ({simulator.late} times behind schedule)")
         return 0
@@ -151,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if status is not None:
+            status.close()
         if simulator is not None:
             simulator.close()
         else:
