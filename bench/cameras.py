@@ -16,7 +16,10 @@ A subscriber per stream stamps each Detect as it arrives: frames per second per 
 (intervals between its first and last Detect in the window, over their span; their total; the spread
 max/min), camera-to-publish latency (arrival minus the Detect's stamp, the
 camera's capture time: one machine, one clock), p50 and p99 per stream. Resident memory is the sum of the
-contender's processes' VmRSS at the end of the window (``/proc``).
+contender's processes' VmRSS at the end of the window (``/proc``); CPU is every thread of its processes
+over the window (``/proc/<pid>/stat``), and frames per CPU second its cost per frame: on a machine shared with
+other work, N processes of N model threads each take a larger share of the cores than one process does, so
+total throughput alone favours them there.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import cpu_model, header, load_average, save, table
-from endtoend.measure import Child, Recorder, endpoint, free_port, percentile, start
+from endtoend.measure import Child, Recorder, cpu_window, endpoint, free_port, percentile, start
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -51,6 +54,8 @@ class Contender:
     latencies: list[list[float]] = field(default_factory=list)
     rss_mib: float = 0.0
     processes: int = 0
+    cpu_seconds: float = 0.0  # the contender's processes, every thread, over the windows
+    machine_seconds: float = 0.0  # every core of the machine busy, over the windows
 
     rounds: list[float] = field(default_factory=list)  # the total frames a second of each round
 
@@ -71,6 +76,8 @@ class Contender:
             self.spans[index] += other.spans[index]
             self.latencies[index] += other.latencies[index]
         self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
+        self.machine_seconds += other.machine_seconds
         self.rss_mib = max(self.rss_mib, other.rss_mib)
         self.processes = other.processes
         self.rounds.append(other.total)
@@ -133,7 +140,8 @@ def measure(name: str, model: Path, count: int, camera_ports: list[int], *, args
             time.sleep(0.2)
         time.sleep(args.warmup)
         begin = time.time_ns()
-        time.sleep(args.seconds)
+        with cpu_window({f"{i}": child.pid for i, child in enumerate(children)}) as cpu:
+            time.sleep(args.seconds)
         end = time.time_ns()
         rss = sum(rss_mib(child.pid) for child in children)
     finally:
@@ -142,7 +150,9 @@ def measure(name: str, model: Path, count: int, camera_ports: list[int], *, args
             recorder.close()
     if any(codes):
         raise RuntimeError(f"{name}: exit codes {codes}: {children[0].log.read_text()[-2000:]}")
-    run = Contender(name, count, (end - begin) / 1e9, rss_mib=rss, processes=len(children))
+    sample = cpu()
+    run = Contender(name, count, (end - begin) / 1e9, rss_mib=rss, processes=len(children),
+                    cpu_seconds=sum(sample.processes.values()), machine_seconds=sample.machine)
     for recorder in recorders:
         arrivals, _ = recorder.between(begin, end)
         run.frames.append(max(len(arrivals) - 1, 0))  # intervals
@@ -181,7 +191,9 @@ def row(count: int, run: Contender) -> list[object]:
             f"{run.total:.2f} ({', '.join(f'{total:.2f}' for total in run.rounds)})",
             " / ".join(f"{rate:.2f}" for rate in rates), f"{run.spread:.2f}",
             " / ".join(f"{value:.0f}" for value in p50), " / ".join(f"{value:.0f}" for value in p99),
-            f"{run.rss_mib:.0f}"]
+            f"{run.rss_mib:.0f}", f"{run.cpu_seconds / run.seconds:.2f}",
+            f"{sum(run.frames) / run.cpu_seconds:.2f}" if run.cpu_seconds else "-",
+            f"{run.machine_seconds / run.seconds:.2f}"]
 
 
 def goals(results: dict[int, dict[str, Contender]]) -> list[str]:
@@ -228,7 +240,8 @@ def main(argv: list[str]) -> str:
         f"{args.warmup:g} s of warm-up), in turn beside the same cameras, pooled\n",
         "**Goals**\n\n" + "\n".join(goals(results)) + "\n",
         table(["cameras", "contender", "processes", "frames/s total (each round)", "frames/s per stream",
-               "spread max/min", "latency p50 ms per stream", "latency p99 ms per stream", "RSS MiB (sum)"], rows),
+               "spread max/min", "latency p50 ms per stream", "latency p99 ms per stream", "RSS MiB (sum)",
+               "CPU cores used", "frames per CPU second", "machine busy (cores)"], rows),
     ])
     save("cameras", markdown, {count: {name: vars(run) for name, run in runs.items()}
                                for count, runs in results.items()})

@@ -4,13 +4,15 @@ decisions the config implies (decoder and tracker thresholds, the schedule) made
 The parts come in the order the node's life needs them (:mod:`edgenode.node.lifecycle` runs it):
 
 1. :meth:`NodeParts.open_bus`: the Zenoh session, waiting for a router in client mode;
-2. :meth:`NodeParts.stream`: the camera stream's parts, before the model loads (the heartbeat uses them):
+2. :meth:`NodeParts.streams`: each camera stream's parts, before the model loads (the heartbeat uses them):
    its frames, its size, its publishers;
 3. :meth:`NodeParts.load_model`: the model, on its own thread;
-4. :meth:`NodeParts.running`: once it is loaded, the schedule, preprocessor, tracker and stages.
+4. :meth:`NodeParts.running`: once it is loaded, the schedule, preprocessor, and each stream's tracker and
+   stages.
 
-A frame's path through them: ``CameraFrames.next`` (newest reference) -> ``PrepareStage`` (import,
-preprocess) -> ``InvokeStage`` (the model) -> ``PostStage`` (decode, track) -> ``FramePublisher``.
+A frame's path through them: ``CameraFrames.next`` (newest reference; with several streams,
+``FairFrames.next`` picks whose) -> ``PrepareStage`` (import, preprocess) -> ``InvokeStage`` (the model)
+-> ``PostStage`` (decode, track) -> ``FramePublisher``.
 """
 
 from __future__ import annotations
@@ -198,15 +200,15 @@ class NodeParts:
         """A camera stream's subscriptions and publications on ``bus`` (the first stream by default)."""
         config = self.config
         named = topics or config.streams()[0]
-        topics_ = named.topics
+        keys = named.topics
         size = StreamSize()
-        publishers = Publishers(bus, topics_, config.mask, config.visual, size=size,
+        publishers = Publishers(bus, keys, config.mask, config.visual, size=size,
                                 model_path=str(config.model.path))
-        frames = CameraFrames(bus.subscribe_latest(topics_.camera, loop, max_bytes=MAX_MESSAGE_BYTES), topics_.camera)
+        frames = CameraFrames(bus.subscribe_latest(keys.camera, loop, max_bytes=MAX_MESSAGE_BYTES), keys.camera)
         infos = None
-        if config.visual.enabled and topics_.camera_info:
-            infos = CameraInfos(bus.subscribe_latest(topics_.camera_info, loop, max_bytes=MAX_MESSAGE_BYTES),
-                                topics_.camera_info)
+        if config.visual.enabled and keys.camera_info:
+            infos = CameraInfos(bus.subscribe_latest(keys.camera_info, loop, max_bytes=MAX_MESSAGE_BYTES),
+                                keys.camera_info)
         return Stream(named.name, frames, size, publishers, infos)
 
     def status_board(self) -> StatusBoard:

@@ -66,7 +66,6 @@ def choose_batch(runtime: TFLiteRuntime, setting: int, streams: int) -> int:
     if streams < 2 or setting == 1:
         return 1
     frames = min(setting or streams, streams)
-    single = _invoke_seconds(runtime) if not setting else 0.0
     try:
         runtime.resize_batch(frames)
     except ModelError as exc:
@@ -76,16 +75,17 @@ def choose_batch(runtime: TFLiteRuntime, setting: int, streams: int) -> int:
         _log().info(f"batch: {frames} frames an invoke (--batch {setting})")
         return frames
     batched = _invoke_seconds(runtime)
+    runtime.resize_batch(1)
+    single = _invoke_seconds(runtime)
     pays = batch_pays(single, batched, frames)
     _log().info(f"batch auto: 1 frame {single * 1e3:.1f} ms, {frames} frames {batched * 1e3:.1f} ms "
                 f"({batched / frames * 1e3:.1f} ms a frame, {batched / frames / single:.0%} of one alone): "
                 f"{frames if pays else 1} frame{'s' if pays else ''} an invoke",
                 single_ms=round(single * 1e3, 2), batch_ms=round(batched * 1e3, 2), frames=frames,
                 batch=frames if pays else 1)
-    if not pays:
-        runtime.resize_batch(1)
-        return 1
-    return frames
+    if pays:
+        runtime.resize_batch(frames)
+    return frames if pays else 1
 
 
 def load_model(model: ModelSettings, decode: DecodeSettings, *, streams: int = 1) -> LoadedModel:
