@@ -54,6 +54,7 @@ class Contender:
     latencies: list[list[float]] = field(default_factory=list)
     rss_mib: float = 0.0
     processes: int = 0
+    served: int = 0  # Detects in the windows, every stream
     cpu_seconds: float = 0.0  # the contender's processes, every thread, over the windows
     machine_seconds: float = 0.0  # every core of the machine busy, over the windows
 
@@ -76,6 +77,7 @@ class Contender:
             self.spans[index] += other.spans[index]
             self.latencies[index] += other.latencies[index]
         self.seconds += other.seconds
+        self.served += other.served
         self.cpu_seconds += other.cpu_seconds
         self.machine_seconds += other.machine_seconds
         self.rss_mib = max(self.rss_mib, other.rss_mib)
@@ -99,11 +101,12 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def camera_argv(index: int, port: int, models: Path, fps: float) -> list[str]:
+def camera_argv(index: int, port: int, models: Path, fps: float, nice: int = 0) -> list[str]:
     images = [str(models / name) for name in ("bus.jpg", "zidane.jpg") if (models / name).exists()]
     images = images[index % 2:] + images[:index % 2]  # cameras start on different pictures
     source = ["--images", *images, "--hold", str(15 + 4 * index)] if images else ["--seed", str(index + 1)]
-    return [PYTHON, "-m", "edgenode.tools.camera", "--size", "1920x1080", "--fourcc", "YUYV", "--fps", f"{fps:g}",
+    return [*(["nice", "-n", str(nice)] if nice else []), PYTHON, "-m", "edgenode.tools.camera",
+            "--size", "1920x1080", "--fourcc", "YUYV", "--fps", f"{fps:g}",
             "--topic", f"rt/cam{index}/dma", "--info-topic", f"rt/cam{index}/info", "--jpeg-fps", "0",
             "--listen", endpoint(port), "--no-multicast-scouting", "--log-level", "warning", *source]
 
@@ -156,6 +159,7 @@ def measure(name: str, model: Path, count: int, camera_ports: list[int], *, args
     for recorder in recorders:
         arrivals, _ = recorder.between(begin, end)
         run.frames.append(max(len(arrivals) - 1, 0))  # intervals
+        run.served += len(arrivals)
         run.spans.append((arrivals[-1].received_ns - arrivals[0].received_ns) / 1e9 if arrivals else 0.0)
         run.latencies.append([(a.received_ns - a.stamp_ns) / 1e6 for a in arrivals])
     for child in children:
@@ -168,7 +172,8 @@ def measure(name: str, model: Path, count: int, camera_ports: list[int], *, args
 
 def run_count(model: Path, count: int, args: argparse.Namespace, folder: Path) -> dict[str, Contender]:
     ports = [free_port() for _ in range(count)]
-    cameras = [start(f"camera{index}-{count}", camera_argv(index, port, args.models, args.fps), folder)
+    cameras = [start(f"camera{index}-{count}", camera_argv(index, port, args.models, args.fps, args.nice_cameras),
+                     folder)
                for index, port in enumerate(ports)]
     names = [ONE_NODE, SEPARATE] if count > 1 else [ONE_NODE]
     runs = {name: Contender(name, count) for name in names}
@@ -192,7 +197,7 @@ def row(count: int, run: Contender) -> list[object]:
             " / ".join(f"{rate:.2f}" for rate in rates), f"{run.spread:.2f}",
             " / ".join(f"{value:.0f}" for value in p50), " / ".join(f"{value:.0f}" for value in p99),
             f"{run.rss_mib:.0f}", f"{run.cpu_seconds / run.seconds:.2f}",
-            f"{sum(run.frames) / run.cpu_seconds:.2f}" if run.cpu_seconds else "-",
+            f"{run.served / run.cpu_seconds:.2f}" if run.cpu_seconds else "-",
             f"{run.machine_seconds / run.seconds:.2f}"]
 
 
@@ -223,6 +228,9 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--models", type=Path, default=SHARED)
     parser.add_argument("--model", choices=("int8", "f32"), default="int8")
     parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--nice-cameras", type=int, default=0, metavar="N",
+                        help="run the camera simulators at this niceness, so the contenders' share of the cores "
+                             "does not depend on how many threads they set against the cameras'")
     args = parser.parse_args(argv)
     model = args.models / f"yolov8s-fall-{args.model}.tflite"
     if not model.exists():

@@ -24,6 +24,7 @@ from edgenode.config import (
     NodeConfig,
     PreprocessSettings,
     TrackSettings,
+    VisualSettings,
     parse_camera,
 )
 from edgenode.core.detections import Detections
@@ -248,3 +249,27 @@ def test_batch_one_keeps_a_batched_model_to_one_frame_an_invoke(cameras: list[Pr
     runtime = model.runtime
     assert isinstance(runtime, MeanRuntime)
     assert sum(1 for name in names for d in detects(bus, name) if d.boxes) == runtime.invokes
+
+
+def test_each_stream_is_annotated_in_its_own_cameras_size(cameras: list[Producer]) -> None:
+    """With --visualization each stream follows its own CameraInfo (rt/<name>/info, derived from its frame topic)."""
+    names = ["cam0", "cam1"]
+    bus = MemoryBus()
+    config = NodeConfig(ModelSettings(Path("mean.tflite"), engine="cpu"), preprocess=PreprocessSettings(backend="cpu"),
+                        visual=VisualSettings(enabled=True),
+                        cameras=tuple(parse_camera(f"rt/{name}/dma") for name in names))
+    release = threading.Event()
+    release.set()
+    node = Node(MemoryParts(config, bus, mean_model(), release), SystemdNotifier({}))
+
+    def widths(name: str) -> list[int]:  # the status text sits at 2.5 % of the width
+        return [round(m.decode(m.ImageAnnotations, payload).texts[0].position.x / 0.025)
+                for payload in bus.sent(f"rt/model/{name}/visualization")]
+
+    async def give_info(bus: MemoryBus) -> None:
+        await until(lambda: bus.subscribed("rt/cam0/info") and bus.subscribed("rt/cam1/info"), "the info topics")
+        bus.deliver("rt/cam0/info", m.encode(m.CameraInfo(height=720, width=1280)))
+
+    run_streams(bus, node, dict(zip(names, cameras, strict=False)), enough=1, extra=give_info,
+                done=lambda: widths("cam0") and widths("cam0")[-1] == 1280 and len(widths("cam1")) > 5)
+    assert set(widths("cam1")) == {64}  # no CameraInfo of its own: its frames' size
