@@ -111,9 +111,9 @@ def camera_argv(index: int, port: int, models: Path, fps: float, nice: int = 0) 
             "--listen", endpoint(port), "--no-multicast-scouting", "--log-level", "warning", *source]
 
 
-def node_argv(model: Path, cameras: list[int], streams: list[int], port: int) -> list[str]:
+def node_argv(model: Path, cameras: list[int], streams: list[int], port: int, schedule: str = "auto") -> list[str]:
     argv = [PYTHON, "-m", "edgenode", "--model", str(model), "--track", "--log-format", "json",
-            "--listen", endpoint(port), "--no-multicast-scouting", "--stats-interval", "5"]
+            "--listen", endpoint(port), "--no-multicast-scouting", "--stats-interval", "5", "--schedule", schedule]
     for camera in cameras:
         argv += ["--connect", endpoint(camera)]
     for index in streams:
@@ -128,8 +128,10 @@ def measure(name: str, model: Path, count: int, camera_ports: list[int], *, args
             folder: Path) -> Contender:
     groups = [list(range(count))] if name == ONE_NODE else [[index] for index in range(count)]
     ports = [free_port() for _ in groups]
-    children: list[Child] = [start(f"{name.replace(' ', '-')}-{count}-{i}", node_argv(model, camera_ports, group, port),
-                                   folder) for i, (group, port) in enumerate(zip(groups, ports, strict=True))]
+    schedule = args.schedule if name == ONE_NODE else "auto"
+    children: list[Child] = [start(f"{name.replace(' ', '-')}-{count}-{i}",
+                                   node_argv(model, camera_ports, group, port, schedule), folder)
+                             for i, (group, port) in enumerate(zip(groups, ports, strict=True))]
     connect = [endpoint(port) for port in ports]
     recorders = [Recorder(connect, detect_topic=f"rt/model/cam{index}/boxes2d", camera_topic=f"rt/cam{index}/dma")
                  for index in range(count)]
@@ -228,6 +230,8 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--models", type=Path, default=SHARED)
     parser.add_argument("--model", choices=("int8", "f32"), default="int8")
     parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--schedule", choices=("auto", "serial", "overlap"), default="auto",
+                        help="--schedule of the one node (the processes keep auto)")
     parser.add_argument("--nice-cameras", type=int, default=0, metavar="N",
                         help="run the camera simulators at this niceness, so the contenders' share of the cores "
                              "does not depend on how many threads they set against the cameras'")
