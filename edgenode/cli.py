@@ -22,6 +22,7 @@ from edgenode.config import (
     LABEL_MODES,
     LOG_FORMATS,
     LOG_LEVELS,
+    MAX_FRAME_BYTES,
     NMS_MODES,
     PREPROCESS_BACKENDS,
     RESIZE_MODES,
@@ -155,6 +156,9 @@ OPTIONS: tuple[Option, ...] = (
          help="stretch the frame to the model input, or letterbox it (pad 114) keeping its aspect"),
     _opt("--preprocess", env="PREPROCESS", default="auto", group=G_MODEL, choices=PREPROCESS_BACKENDS,
          help="image conversion: G2D when available (auto), G2D only, or CPU only"),
+    _opt("--max-frame-bytes", env="MAX_FRAME_BYTES", default=MAX_FRAME_BYTES, convert=as_int, group=G_MODEL,
+         metavar="BYTES", help="largest camera frame taken (default: 4096x3072 RGBA, 48 MiB); a larger one is "
+                               "skipped and counted (too_large) before its fd is touched"),
     # topics
     _opt("--camera-topic", env="CAMERA_TOPIC", default="rt/camera/dma", group=G_TOPICS, metavar="KEY",
          help="camera frames (edgefirst_msgs/DmaBuffer or CameraFrame)"),
@@ -221,6 +225,9 @@ OPTIONS: tuple[Option, ...] = (
          kind="bool", group=G_ZENOH, help="do not discover peers by multicast"),
     _opt("--zenoh-config", env="ZENOH_CONFIG", default=None, group=G_ZENOH, metavar="FILE",
          help="zenoh JSON5 config file; the flags above and --cfg apply on top"),
+    _opt("--zenoh-shared-memory", env="ZENOH_SHARED_MEMORY", default=False, convert=parse_bool, kind="bool",
+         group=G_ZENOH, help="let zenoh use shared memory (/dev/shm) with local peers; off, since every peer "
+                             "sending large payloads leaves 17 MiB mapped in the node"),
     _opt("--cfg", env="ZENOH_CFG", default=(), convert=parse_cfg, kind="append", group=G_ZENOH,
          metavar="KEY:VALUE", env_split=lambda text: [p for p in text.split(";") if p.strip()],
          help="zenoh config override, VALUE in JSON5, e.g. 'namespace:\"cam1\"' (repeatable; env ';'-separated)"),
@@ -365,6 +372,7 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
             multicast_scouting=not v["no_multicast_scouting"],
             config_file=Path(v["zenoh_config"]) if v["zenoh_config"] else None,
             overrides=v["cfg"],
+            shared_memory=v["zenoh_shared_memory"],
         ),
         decode=DecodeSettings(
             threshold=v["threshold"],
@@ -374,7 +382,8 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
             classes=v["classes"],
             nms=v["nms"],
         ),
-        preprocess=PreprocessSettings(resize=v["resize"], backend=v["preprocess"]),
+        preprocess=PreprocessSettings(resize=v["resize"], backend=v["preprocess"],
+                                      max_frame_bytes=v["max_frame_bytes"]),
         track=TrackSettings(
             enabled=v["track"],
             extra_lifespan=v["track_extra_lifespan"],

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError, ImportedFrame
 from edgenode.adapters.zenoh_bus import LatestSlot, Received, ZenohBus
+from edgenode.config import MAX_FRAME_BYTES
 from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef, FrameRejected, IngestStats, decode_frame
 from edgenode.core.preprocess import Preprocessor
@@ -31,13 +32,13 @@ class CameraFrames:
     """Newest-only camera frames with received/dropped/skipped counters (:attr:`stats`)."""
 
     def __init__(self, slot: LatestSlot[Received], topic: str, *, gap_seconds: float = 1.0,
-                 importer: DmaBufImporter | None = None) -> None:
+                 importer: DmaBufImporter | None = None, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         if gap_seconds <= 0:
             raise ValueError(f"gap_seconds must be positive, got {gap_seconds}")
         self.slot = slot
         self.topic = topic
         self.gap_seconds = gap_seconds
-        self.importer = importer or DmaBufImporter()
+        self.importer = importer or DmaBufImporter(max_frame_bytes)
         self._skipped = IngestStats()
         self._last_frame = time.monotonic()
         self._in_gap = False
@@ -113,16 +114,16 @@ class CameraFrames:
         """Import ``ref``, preprocess it into ``out`` and release the buffer before returning.
 
         Blocking (pidfd, mmap, conversion): run it off the event loop, e.g. as the pipeline's
-        prepare stage. An import failure is counted and logged here, then re-raised as
-        FrameImportError so the caller skips the frame.
+        prepare stage. An import failure (or an end-of-read sync failure on release) is counted
+        and logged here, then re-raised as FrameImportError so the caller skips the frame.
         """
         try:
             frame = self.importer.open(ref)
+            with frame:
+                return preprocessor.run(frame, out)
         except FrameImportError as exc:
             self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
             raise
-        with frame:
-            return preprocessor.run(frame, out)
 
     async def next_imported(self, timeout: float | None = None) -> tuple[FrameRef, ImportedFrame] | None:
         """The newest frame that imports, ready for ``with``; None on timeout."""

@@ -267,7 +267,8 @@ class Node:
         preprocessor: Preprocessor | None = None
         try:
             self.publishers = publishers = Publishers(bus, config)
-            self.frames = frames = CameraFrames.subscribe(bus, config.topics.camera, loop)
+            self.frames = frames = CameraFrames.subscribe(bus, config.topics.camera, loop,
+                                                          max_frame_bytes=config.preprocess.max_frame_bytes)
             size = StreamResolution()
             if config.visual.enabled and config.topics.camera_info:
                 bus.subscribe(config.topics.camera_info, size.on_camera_info, loop)

@@ -57,6 +57,7 @@ def test_defaults_are_the_27_topic_set() -> None:
         False, 0.5, 0.7, 0.1, 0.25, 0.25)
     assert (config.mask.compression, config.mask.compression_level, config.visual.labels) == (False, 1, "label")
     assert config.model.engine == "npu" and config.zenoh.mode is None and config.zenoh.multicast_scouting
+    assert config.zenoh.shared_memory is False and config.preprocess.max_frame_bytes == 4096 * 3072 * 4
 
 
 CASES: list[tuple[list[str], dict[str, str], Any, Any]] = [
@@ -104,6 +105,9 @@ CASES: list[tuple[list[str], dict[str, str], Any, Any]] = [
     (["--resize", "letterbox"], {"RESIZE": "letterbox"}, lambda c: c.preprocess.resize, "letterbox"),
     (["--log-level", "debug"], {"LOG_LEVEL": "debug"}, lambda c: c.log.level, "debug"),
     (["--threads", "2"], {"NUM_THREADS": "2"}, lambda c: c.model.threads, 2),
+    (["--max-frame-bytes", "1000000"], {"MAX_FRAME_BYTES": "1000000"}, lambda c: c.preprocess.max_frame_bytes,
+     1000000),
+    (["--zenoh-shared-memory"], {"ZENOH_SHARED_MEMORY": "true"}, lambda c: c.zenoh.shared_memory, True),
 ]
 
 
@@ -159,6 +163,11 @@ BAD: list[tuple[list[str], dict[str, str], str]] = [
     (["--detect-topic", "rt/a b"], {}, "not a valid Zenoh key expression"),
     (["--track-update", "0"], {}, "--track-update must be in (0, 1]"),
     (["--no-such-flag"], {}, "unrecognized arguments"),
+    (["--max-frame-bytes", "0"], {}, "--max-frame-bytes must be at least 1"),
+    (["--connect", "tcp/127.0.0.1:99999"], {}, "--connect tcp/127.0.0.1:99999: the port must be a number in "
+                                               "1..65535, got '99999'"),
+    ([], {"LISTEN": "tcp/0.0.0.0"}, "--listen tcp/0.0.0.0: the port must be a number in 0..65535"),
+    (["--connect", "127.0.0.1:7447"], {}, "--connect '127.0.0.1:7447' is not a zenoh endpoint"),
 ]
 
 
