@@ -50,3 +50,33 @@ def test_level_filters() -> None:
     get_logger("test").info("hidden")
     get_logger("test").debug("hidden")
     assert stream.getvalue() == ""
+
+
+def test_a_logger_made_at_import_time_follows_a_later_configuration() -> None:
+    """Module-level loggers (``log = get_logger(__name__)``) are made before main() configures logging."""
+    from edgenode.adapters import systemd
+
+    early = get_logger("edgenode.early")  # as a module does at import
+    stream = io.StringIO()
+    configure_logging("warning", "json", stream=stream, environ={})
+    early.info("hidden by the level")
+    early.warning("frame skipped", reason="closed_fd")
+    systemd.log.warning("from a module-level logger")
+    systemd.log.debug("hidden too")
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["event"], r["logger"], r["level"]) for r in records] == [
+        ("frame skipped", "edgenode.early", "warning"),
+        ("from a module-level logger", "edgenode.adapters.systemd", "warning"),
+    ]
+    assert records[0]["reason"] == "closed_fd"
+
+
+def test_a_logger_made_at_import_time_gets_the_journal_priority() -> None:
+    early = get_logger("edgenode.early")
+    with tempfile.TemporaryFile("w+") as handle:
+        info = os.fstat(handle.fileno())
+        configure_logging("info", "auto", stream=handle, environ={"JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"})
+        early.warning("frame skipped")
+        handle.seek(0)
+        line = handle.read()
+    assert line.startswith("<4>{") and json.loads(line[3:])["event"] == "frame skipped"
