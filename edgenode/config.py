@@ -25,6 +25,8 @@ ZSTD_LEVELS = range(-7, 23)
 # The largest camera frame taken by default: 12 MP (4096x3072, the i.MX8M Plus ISP's largest mode) in RGBA,
 # the widest pixel format the node reads. 48 MiB.
 MAX_FRAME_BYTES = 4096 * 3072 * 4
+MAX_TRACK_LIFESPAN = 3600.0  # seconds a lost track may be kept (an hour is far past any use)
+MAX_STATS_INTERVAL = 86400.0  # seconds between stats lines (a day)
 
 
 class ConfigError(ValueError):
@@ -184,8 +186,9 @@ class TrackSettings:
     update: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.extra_lifespan < 0:
-            raise ConfigError(f"--track-extra-lifespan must not be negative, got {self.extra_lifespan}")
+        if not 0 <= self.extra_lifespan <= MAX_TRACK_LIFESPAN:
+            raise ConfigError(f"--track-extra-lifespan must be between 0 and {MAX_TRACK_LIFESPAN:g} seconds, "
+                              f"got {self.extra_lifespan}")
         _unit_interval("--track-high-conf", self.high_conf)
         _unit_interval("--track-score", self.score)
         _unit_interval("--track-iou", self.iou)
@@ -222,18 +225,20 @@ class VisualSettings:
 @dataclass(frozen=True)
 class LogSettings:
     """Log level and format; ``profile`` logs every frame's stage spans (``--tracy``);
-    ``stats_interval`` seconds between throughput and stage-time lines."""
+    ``stats_interval`` seconds between throughput and stage-time lines; ``zenoh`` zenoh's own log directives."""
 
     level: str = "info"
     format: str = "auto"
     profile: bool = False
     stats_interval: float = 10.0
+    zenoh: str = ""  # zenoh's own log directives (RUST_LOG syntax, zenoh targets only); empty: zenoh stays quiet
 
     def __post_init__(self) -> None:
         _one_of("--log-level", self.level, LOG_LEVELS)
         _one_of("--log-format", self.format, LOG_FORMATS)
-        if not self.stats_interval > 0:
-            raise ConfigError(f"--stats-interval must be more than 0 seconds, got {self.stats_interval}")
+        if not 0 < self.stats_interval <= MAX_STATS_INTERVAL:
+            raise ConfigError(f"--stats-interval must be more than 0 and at most {MAX_STATS_INTERVAL:g} seconds, "
+                              f"got {self.stats_interval}")
 
 
 @dataclass(frozen=True)

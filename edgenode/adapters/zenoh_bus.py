@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 import threading
@@ -66,6 +67,27 @@ def _one_line(exc: BaseException) -> str:
         if pest:
             text = f"{pest[3].strip()}{_where(pest[1], pest[2])}"
     return " ".join(text.split()).rstrip(".") or type(exc).__name__
+
+
+def init_zenoh_logging(directives: str) -> None:
+    """Turn on zenoh's own log lines (its Rust tracing, printed on stdout) for ``directives``.
+
+    ``directives`` are RUST_LOG's zenoh targets (``zenoh=warn,zenoh::net=debug``): zenoh reads
+    its filter from RUST_LOG only, so the variable holds just those while zenoh reads it, and the
+    process's own value is put back. Once per process (later calls change nothing).
+    """
+    start = getattr(zenoh, "try_init_log_from_env", None)
+    if start is None:  # pragma: no cover - a zenoh without it
+        return
+    previous = os.environ.get("RUST_LOG")
+    os.environ["RUST_LOG"] = directives
+    try:
+        start()
+    finally:
+        if previous is None:
+            del os.environ["RUST_LOG"]
+        else:
+            os.environ["RUST_LOG"] = previous
 
 
 def build_zenoh_config(settings: ZenohSettings) -> zenoh.Config:
