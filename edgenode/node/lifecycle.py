@@ -138,7 +138,7 @@ class Node:
         decode = self.config.decode
         if self.config.track.enabled:
             decode = replace(decode, threshold=track_thresholds(self.config.track, decode).decoder)
-        return load_model(self.config.model, decode)
+        return load_model(self.config.model, decode, self.config.mask.classes)
 
     @staticmethod
     def _importable(frames: CameraFrames, ref: FrameRef) -> bool:
