@@ -26,6 +26,7 @@ from edgenode.tools.camera.cli import main
 from edgenode.tools.camera.scene import SyntheticScene
 from edgenode.tools.camera.simulator import CameraSettings, CameraSimulator
 from edgenode.tools.camera.sources import ImageSource, SceneSource, SourceError, VideoSource, read_image
+from tests.helpers.timing import scaled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,6 +135,30 @@ def test_published_messages_import_back(camera_frame: bool, fmt: PixelFormat) ->
         simulator.close()
 
 
+@pytest.mark.parametrize(("fps", "stop_early"), [(50.0, False), (50.0, True), (2.0, True)],
+                         ids=["frames-done", "stopped", "slow-and-stopped"])
+def test_the_ring_outlives_the_last_frame_by_a_rings_worth_of_periods(fps: float, stop_early: bool) -> None:
+    """A reader may still be taking the last frame's buffer after it is published (closed_fd on the last frame)."""
+    published: list[float] = []
+    settings = CameraSettings(width=64, height=48, fps=fps, frames=0 if stop_early else 3, ring=4)
+    simulator = CameraSimulator(settings, SceneSource(SyntheticScene(64, 48), YUYV),
+                                lambda payload: published.append(time.monotonic()))
+    closed: list[float] = []
+    close_ring = simulator.ring.close
+
+    def record_close() -> None:
+        closed.append(time.monotonic())
+        close_ring()
+
+    simulator.ring.close = record_close  # type: ignore[method-assign]
+    simulator.run(lambda: len(published) >= 3)
+    simulator.close()
+    assert len(published) == 3 and len(closed) == 1
+    linger = min(max(4 / fps, CameraSimulator.MIN_LINGER_SECONDS), CameraSimulator.MAX_LINGER_SECONDS)
+    assert closed[0] - published[-1] >= linger
+    assert CameraSimulator.MAX_LINGER_SECONDS <= 2.0  # a stop stays prompt at any frame rate
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--size", "big"], "expected WIDTHxHEIGHT"),
     (["--size", "8x8"], "between 16 and 16384"),
@@ -161,6 +186,19 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def listening(endpoint: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until ``process`` accepts connections at ``endpoint`` (tcp/HOST:PORT)."""
+    host, _, port = endpoint.removeprefix("tcp/").rpartition(":")
+    deadline = time.monotonic() + scaled(60)
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "the camera never listened"
+            time.sleep(0.01)
+
+
 def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[int, list[int], CameraFrames]:
     """Run the simulator in a child process and preprocess what arrives.
 
@@ -175,13 +213,14 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     async def read() -> tuple[int, list[int], CameraFrames]:
+        listening(endpoint, camera)  # else zenoh's first attempt fails and it retries after 1 to 4 s of frames
         bus = ZenohBus.open(ZenohSettings(connect=(endpoint,), multicast_scouting=False))
         try:
             source = CameraFrames.subscribe(bus, "rt/camera/dma", asyncio.get_running_loop(), gap_seconds=5)
             pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
             processed, samples = 0, []
-            while True:
-                got = await source.next_imported(timeout=1.5)
+            while True:  # the first frame comes once the camera is up and zenoh has connected; then 1.5 s of none
+                got = await source.next_imported(timeout=scaled(1.5) if processed else scaled(60))
                 if got is None:
                     break
                 with got[1] as frame:
