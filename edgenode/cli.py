@@ -182,7 +182,8 @@ OPTIONS: tuple[Option, ...] = (
     _opt("-m", "--model", env="MODEL", default=None, group=G_MODEL, metavar="FILE",
          help="TFLite model to run (required)"),
     _opt("--edgefirst-config", env="EDGEFIRST_CONFIG", default=None, group=G_MODEL, metavar="FILE",
-         help="YAML or JSON decoder config overriding the model's embedded edgefirst.yaml"),
+         help="YAML or JSON decoder config overriding the model's embedded edgefirst.yaml (a regular file of at "
+              "most 1 MiB)"),
     _opt("--engine", env="ENGINE", default="npu", group=G_MODEL, choices=ENGINES,
          help="npu loads the NPU delegate (falls back to CPU with a log line); cpu runs XNNPACK"),
     _opt("--delegate", env="DELEGATE", default="", group=G_MODEL, metavar="NAME|PATH",
