@@ -217,7 +217,7 @@ class ImportedFrame:
         self._mapping: mmap.mmap | bytearray | None = mapping
         self._importer = importer
         self._data: NDArray[np.uint8] | None = np.frombuffer(mapping, np.uint8, count=layout.end)
-        self._physical: int | None = None if self.copied else -1
+        self._physical: int | None = -1 if kind == DMA_BUF else None  # only a dma-buf is asked (an ioctl)
         self._synced = False
 
     @property

@@ -384,3 +384,17 @@ def test_a_failing_end_of_read_sync_leaks_nothing_and_is_counted(producer: Produ
         _ = frame.data
     frame.close()  # idempotent, nothing left to release
     assert open_fds() == before
+
+
+def test_no_ioctl_reaches_a_file_that_is_not_a_dma_buf(producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DMA_BUF_IOCTL_SYNC and DMA_BUF_IOCTL_PHYS are dma-buf requests: a memfd or a file is never asked."""
+    calls: list[int] = []
+
+    def ioctl(fd: int, request: int, *args: object) -> object:
+        calls.append(request)
+        raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
+
+    monkeypatch.setattr(dmabuf.fcntl, "ioctl", ioctl)
+    with DmaBufImporter().open(producer.ref()) as frame:
+        assert frame.physical_address() is None
+    assert calls == []
