@@ -346,13 +346,16 @@ class DmaBufImporter:
                     chunks = [(first + index * stride, view[at + index * row:at + (index + 1) * row])
                               for index in range(rows)]
                 for position, target in chunks:
-                    if os.preadv(fd, [target], position) < len(target):
+                    try:
+                        count = os.preadv(fd, [target], position)
+                    except OSError as exc:
+                        raise FrameImportError("mmap", f"cannot read fd {ref.fd} of pid {ref.pid}: "
+                                                       f"{exc.strerror}") from None
+                    if count < len(target):
                         raise FrameImportError("size", f"frame needs {ref.layout.end} bytes but fd {ref.fd} of pid "
                                                        f"{ref.pid} ended before byte {position + len(target)} "
                                                        "(truncated)")
                 at += row * rows
-        except OSError as exc:
-            raise FrameImportError("mmap", f"cannot read fd {ref.fd} of pid {ref.pid}: {exc.strerror}") from None
         finally:
             view.release()
         self.copies += 1

@@ -398,3 +398,22 @@ def test_no_ioctl_reaches_a_file_that_is_not_a_dma_buf(producer: Producer, monke
     with DmaBufImporter().open(producer.ref()) as frame:
         assert frame.physical_address() is None
     assert calls == []
+
+
+def test_a_file_truncated_during_the_copy_is_a_size_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    fd = os.memfd_create("shrinking", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, bytes(64 * 48 * 2))
+        layout = describe_frame(YUYV, 64, 48, 0, 64 * 48 * 2)
+        real_preadv = os.preadv
+
+        def shrink_first(handle: int, buffers: list[memoryview], offset: int) -> int:
+            os.ftruncate(fd, 100)  # the owner truncates it between fstat and the read
+            return real_preadv(handle, buffers, offset)
+
+        monkeypatch.setattr(dmabuf.os, "preadv", shrink_first)
+        with pytest.raises(FrameImportError, match="truncated") as caught:
+            DmaBufImporter().open(FrameRef(os.getpid(), fd, layout, Header()))
+        assert caught.value.reason == "size"
+    finally:
+        os.close(fd)

@@ -472,8 +472,8 @@ def run_node_in_process(model: Path, tmp_path: Path, fail: Callable[[int], bool]
                            "--threads", "1", "--stats-interval", "0.2"], {})
     real_load = node_module.load_model
 
-    def load(settings: Any, decode: Any) -> Any:
-        loaded = real_load(settings, decode)
+    def load(settings: Any, decode: Any, *rest: Any) -> Any:
+        loaded = real_load(settings, decode, *rest)
         runtime, calls = loaded.runtime, {"n": 0}
         real_invoke = runtime.invoke
 
