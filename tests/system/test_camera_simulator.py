@@ -275,8 +275,13 @@ def test_sigterm_stops_the_simulator_cleanly(tmp_path: Path) -> None:
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", "50",
                                "--listen", f"tcp/127.0.0.1:{free_port()}", "--no-multicast-scouting"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    assert camera.stderr is not None
+    seen = ""
+    while "publishing" not in seen:  # its handlers are in place (a fixed sleep lost this race on a loaded machine)
+        line = camera.stderr.readline()
+        assert line, f"the simulator exited with {camera.wait()} before publishing: {seen}"
+        seen += line
     camera.send_signal(signal.SIGTERM)
-    _, errors = camera.communicate(timeout=10)
-    assert camera.returncode == 0, errors
+    _, errors = camera.communicate(timeout=scaled(10))
+    assert camera.returncode == 0, seen + errors
     assert "stopped after" in errors

@@ -281,7 +281,10 @@ def test_the_real_model_finds_the_people_in_bus_frames(shared_models: Path, tmp_
                                  "--resize", "letterbox", "--threshold", "0.25", "--threads", "2"))
         listener = Listener(TOPICS, [node_port])
         try:
-            listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 2, 120, "Detect from the real model")
+            # the heartbeat's empty Detects come while the model loads: wait for the model's own
+            listener.wait_for(lambda: any(em.Detect.from_cdr(payload).boxes
+                                          for payload, _ in listener.received("rt/model/boxes2d")),
+                              scaled(120), "Detect from the real model")
             detect = em.Detect.from_cdr(listener.received("rt/model/boxes2d")[-1][0])
         finally:
             listener.close()
