@@ -141,6 +141,26 @@ def test_a_child_that_dies_ends_the_demo_at_once_with_its_line(cache: Path, tmp_
     assert elapsed < scaled(20), f"took {elapsed:.1f} s"
 
 
+def test_a_camera_that_dies_is_reported_at_once(cache: Path, leftovers: set[int]) -> None:
+    """A camera failure was never reported: the view waited 60 s for frames, then blamed nothing."""
+    process = demo(cache, "--json")
+    try:
+        first_json_line(process)
+        children = children_of(process.pid)
+        leftovers.update(children)
+        camera = next(pid for pid in children if "edgenode.tools.camera" in Path(f"/proc/{pid}/cmdline").read_text())
+        os.kill(camera, signal.SIGKILL)
+        started = time.monotonic()
+        _, err = process.communicate(timeout=scaled(40))
+        assert process.returncode == 1
+        assert "edgenode-demo: the camera exited with -9" in err, err
+        assert time.monotonic() - started < scaled(20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def test_json_mode_prints_only_json_on_stdout(cache: Path) -> None:
     process = demo(cache, "--json", "--frames", "5")
     out, err = process.communicate(timeout=scaled(60))
