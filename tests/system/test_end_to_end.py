@@ -67,9 +67,13 @@ def demo_run(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
                                               str(truth)))
         node = start("node", *node_args(models["detect"], camera_port, node_port, "--track", "--visualization",
                                         "--output-topic", "rt/model/output"))
+        deadline = time.monotonic() + scaled(60)  # record the model's messages, not the heartbeat's placeholders
+        while not any(str(entry.get("event", "")).startswith("running") for entry in node.json_lines()):
+            assert node.popen.poll() is None and time.monotonic() < deadline, node.text()
+            time.sleep(0.05)
         listener = Listener(TOPICS, [node_port])
         try:
-            listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 60, 60, "60 Detect messages")
+            listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 60, scaled(60), "60 Detect messages")
             node_code = node.stop()
             camera_code = camera.stop()
             samples = {topic: listener.received(topic) for topic in TOPICS}
