@@ -70,7 +70,8 @@ def test_scene_drawn_in_every_format_matches_the_rgb_render(fmt: PixelFormat) ->
     if fmt is GREY:
         expected = np.repeat(np.rint(expected @ [0.2126, 0.7152, 0.0722])[..., None], 3, axis=2).astype(int)
     error = np.abs(got - expected)
-    assert error.mean() < 1.0 and np.median(error) <= 1
+    # Chroma is interpolated between chroma samples (centred siting), so colour edges blur by a pixel.
+    assert error.mean() < 1.5 and np.median(error) <= 1
     for item in objects:  # inside each rectangle the colour is exact to YUV rounding
         x1, y1, x2, y2 = item.box
         if fmt is not GREY:
