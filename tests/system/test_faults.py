@@ -39,6 +39,7 @@ from tests.helpers.processes import (
     processes,
     start_router,
 )
+from tests.helpers.timing import scaled
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
@@ -412,7 +413,9 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
             node = start("node", "edgenode", "--model", str(shapes), "--log-format", "json", "--threads", "1",
                          "--stats-interval", "0.5", *client)
             camera = start("camera", "edgenode.tools.camera", "--size", "320x240", "--fps", "30", *client)
-            time.sleep(2.0)  # both wait for the router: start-up order does not matter
+            waiting_line = f"no zenoh router answers at {endpoint(router_port)}"
+            wait_until(lambda: waiting_line in node.text() and waiting_line in camera.text(), scaled(60),
+                       "both to wait for the router")  # start-up order does not matter (a fixed 2 s lost on load)
             assert node.popen.poll() is None and camera.popen.poll() is None
             routers.append(start_router(tmp_path, router_port))
             listener = Listener([DETECT], [router_port], mode="client")
