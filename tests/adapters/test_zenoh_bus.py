@@ -95,6 +95,7 @@ def test_publish_and_subscribe_latest_between_two_sessions() -> None:
             assert received is not None, "no sample arrived"
             assert m.decode(m.Detect, received.payload) == message
             assert received.encoding == "application/cdr;edgefirst_msgs/msg/Detect"
+            assert received.key == "rt/test/detect"
             for index in range(5):  # several arrive before the loop reads: only the newest is kept
                 publication.put(m.encode(m.Detect(m.Header(m.Time(index, 0)))))
             await asyncio.sleep(0.3)
@@ -165,7 +166,7 @@ def test_payloads_over_the_limit_are_counted_not_copied() -> None:
         listener = ZenohBus.open(isolated(port, listen=(endpoint,)))
         talker = ZenohBus.open(isolated(port, connect=(endpoint,)))
         try:
-            slot = listener.subscribe_latest("rt/test/big", loop, max_bytes=1000)
+            slot = listener.subscribe_latest("rt/test/**", loop, max_bytes=1000)
             publication = talker.publication("rt/test/big", "x")
             received = None
             for _ in range(100):
@@ -174,6 +175,7 @@ def test_payloads_over_the_limit_are_counted_not_copied() -> None:
                 if received is not None:
                     break
             assert received is not None and received.payload == b"" and received.oversize == 5000
+            assert received.key == "rt/test/big"  # the sample's own key, under a wildcard subscription
         finally:
             talker.close()
             listener.close()

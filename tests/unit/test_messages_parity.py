@@ -167,6 +167,11 @@ CASES: dict[str, tuple[Any, Callable[[Any], Any], Any]] = {
                                                     c.roi.do_rectify)),
         rs.CameraInfo,
     ),
+    "CompressedImage": (
+        st.builds(m.CompressedImage, headers, text, blob),
+        lambda c: rs.CompressedImage(r_header(c.header), c.format, c.data),
+        rs.CompressedImage,
+    ),
     "Track": (tracks, lambda t: re_.Track(t.id, t.lifetime, r_time(t.created)), re_.Track),
     "Detect": (
         st.builds(m.Detect, headers, times, times, times, st.lists(boxes, **small)),

@@ -5,15 +5,16 @@ Needs no camera and no downloaded model: the node runs the project's own demo de
 objects, and the view prints each frame's boxes with their labels, scores and track ids. The
 three processes talk over Zenoh on loopback ports of their own (no multicast).
 
-The camera and the node die with the demo, whatever ends it (SIGTERM, SIGHUP and Ctrl-C stop all
-three cleanly; on SIGKILL the kernel sends them SIGTERM, ``PR_SET_PDEATHSIG``). When either exits
-on its own (a bad model, a camera failure), the demo ends at once, after its line.
+The camera and the node (and the Foxglove bridge) die with the demo, whatever ends it (SIGTERM,
+SIGHUP and Ctrl-C stop them cleanly; on SIGKILL the kernel sends them SIGTERM, ``PR_SET_PDEATHSIG``).
+When one exits on its own (a bad model, a camera failure), the demo ends at once, after its line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import math
 import os
 import signal
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from edgenode.cli import default_cache_dir
+from edgenode.foxglove import LAYOUT
 from edgenode.logs import configure_logging
 from edgenode.tools.camera.cli import parse_size
 from edgenode.tools.camera.scene import PALETTE
@@ -95,6 +97,16 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
             process.kill()
             process.wait()
     return int(process.returncode)
+
+
+def foxglove_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("foxglove", "mcap"))
+
+
+def start_bridge(port: int, camera_port: int, node_port: int, quiet: list[str]) -> subprocess.Popen[bytes]:
+    """edgenode-foxglove on ``port`` for the camera's and the node's topics, tied to this process's life."""
+    return spawn(["edgenode.foxglove", "--port", str(port), "--connect", f"tcp/127.0.0.1:{camera_port}",
+                  "--connect", f"tcp/127.0.0.1:{node_port}", *quiet])
 
 
 async def exited(process: subprocess.Popen[bytes]) -> int:
@@ -178,6 +190,16 @@ def object_count(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text!r}")
+    return value
+
+
 def model_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -205,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--json", action="store_true", help="JSON lines on stdout instead of text (everything else on stderr)")
     add("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
         help="node and camera log level [default warning]")
+    add("--foxglove", action="store_true",
+        help="also run edgenode-foxglove and print the address to open in Foxglove Studio")
+    add("--foxglove-port", type=port_number, default=8765, metavar="PORT",
+        help="its port, 0 for a free one [default 8765]")
     return parser
 
 
@@ -220,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.foxglove and not foxglove_installed():
+        print("edgenode-demo: --foxglove needs the bridge's extra: pip install 'edgenode[foxglove]'", file=sys.stderr)
+        return 2
     info = sys.stderr if args.json else sys.stdout  # JSON mode: only the frames on stdout
     configure_logging("error", "console", stream=sys.stderr)  # the view's own zenoh session: only failures
     model = args.model or demo_model(default_cache_dir(os.environ))
@@ -230,13 +259,21 @@ def _main(argv: Sequence[str] | None) -> int:
     code, died = 1, ""
     try:
         children["camera"] = spawn(["edgenode.tools.camera", "--size", args.size, "--fps", str(args.fps),
-                                    "--objects", str(args.objects), "--listen", f"tcp/127.0.0.1:{camera_port}",
-                                    *quiet])
+                                    "--objects", str(args.objects), "--jpeg-fps",
+                                    str(args.fps) if args.foxglove else "0", "--listen",
+                                    f"tcp/127.0.0.1:{camera_port}", *quiet])
         node_args = ["edgenode", "--model", str(model), "--connect", f"tcp/127.0.0.1:{camera_port}", "--listen",
                      f"tcp/127.0.0.1:{node_port}", "--log-format", "console", *quiet]
         if not args.no_track:
             node_args.append("--track")
+        if args.foxglove:
+            node_args.append("--visualization")
         children["node"] = spawn(node_args)
+        if args.foxglove:
+            port = args.foxglove_port or free_port()
+            children["bridge"] = start_bridge(port, camera_port, node_port, quiet)
+            print(f"edgenode-demo: Foxglove Studio: open ws://127.0.0.1:{port} (Open connection, Foxglove WebSocket); "
+                  f"layout: {LAYOUT}", file=info, flush=True)
         print(f"edgenode-demo: camera {args.size} at {args.fps:g} fps -> edgenode ({model.name}) -> this view; "
               "Ctrl-C stops", file=info, flush=True)
         view = argparse.Namespace(detect_topic="rt/model/boxes2d", info_topic="rt/model/info", frames=args.frames,
@@ -244,7 +281,7 @@ def _main(argv: Sequence[str] | None) -> int:
                                   listen=[], no_multicast_scouting=True)
         code, died = asyncio.run(supervise(view, children))
     finally:
-        codes = {name: stop(process) for name, process in reversed(children.items())}  # the node first
+        codes = {name: stop(process) for name, process in reversed(children.items())}  # camera last
     if died:
         print(f"edgenode-demo: the {died} exited with {codes[died]}", file=sys.stderr)
         return 1
