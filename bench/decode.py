@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from common import cpu_model, header, interleaved, load_average, ms, table
 
-from edgenode.config import DecodeSettings
 from edgenode.core.decoder_factory import build_decoder
 from edgenode.core.tensors import TensorSpec
 
@@ -93,8 +92,7 @@ def contenders(head: np.ndarray, scale: float, zero_point: int, aware: bool) -> 
     import edgefirst_hal as hal
 
     spec = TensorSpec("out", head.shape, head.dtype, scale, zero_point, 0)
-    settings = DecodeSettings(threshold=THRESHOLD, iou=IOU, nms="aware" if aware else "agnostic")
-    ours = build_decoder(None, [IMAGE], [spec], settings)
+    ours = build_decoder(None, [IMAGE], [spec], threshold=THRESHOLD, iou=IOU, nms="aware" if aware else "agnostic")
     output = hal.Output.detection(shape=list(head.shape))
     if scale:
         output = output.with_quantization(scale, zero_point)

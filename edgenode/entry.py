@@ -29,6 +29,12 @@ class EarlyStop:
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self.signal = signum
 
+    def restore(self) -> None:
+        """Give SIGINT and SIGTERM back to Python's defaults (KeyboardInterrupt, termination): for commands
+        that stop on them, such as ``edgenode status --watch``."""
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     @property
     def requested(self) -> bool:
         return self.signal is not None

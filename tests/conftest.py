@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from edgenode.logs import forget_errors
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = Path(os.environ.get("EDGENODE_TEST_MODELS", REPO.parent / "shared" / "models"))
 
@@ -40,6 +42,8 @@ def shared_models() -> Path:
 
 @pytest.fixture(autouse=True)
 def _default_logging() -> Iterator[None]:
-    """Each test starts from structlog's defaults: a test that configures logging (level, stream) leaves no trace."""
+    """Each test starts from structlog's defaults: a test that configures logging (level, stream) or logs an error
+    leaves no trace."""
     yield
     structlog.reset_defaults()
+    forget_errors()

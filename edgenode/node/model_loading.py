@@ -54,7 +54,9 @@ def load_model(model: ModelSettings, decode: DecodeSettings, mask_classes: Seque
         return resolve_layout(config, inputs, outputs, family=model.decoder, ssd=model.ssd, end_to_end=hint)
 
     layout = plan(file.inputs, file.outputs)
-    params = decode_params(layout, decode, labels, warn=_log().warning)
+    params = decode_params(layout, threshold=decode.threshold, iou=decode.iou, max_boxes=decode.max_boxes,
+                           nms=decode.nms, classes=decode.classes, label_offset=decode.label_offset, labels=labels,
+                           warn=_log().warning)
     channels = layout.get("segmentation").shape[-1] if layout.has("segmentation") else None
     problem = mask_classes_problem(mask_classes, channels)
     if problem:

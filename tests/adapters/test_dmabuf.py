@@ -359,6 +359,8 @@ def test_a_failing_end_of_read_sync_leaks_nothing_and_is_counted(producer: Produ
     """Issue 13, defect 1: when DMA_BUF_IOCTL_SYNC fails on END the mapping and the fd are released all the same."""
     from edgenode.adapters.camera import CameraFrames
     from edgenode.adapters.zenoh_bus import LatestSlot
+    from edgenode.node.scheduler import FrameSkipped
+    from edgenode.node.stages import PrepareStage
 
     def ioctl(fd: int, request: int, argument: bytes) -> bytes:
         if int.from_bytes(argument, "little") & dmabuf.DMA_BUF_SYNC_END:
@@ -371,9 +373,13 @@ def test_a_failing_end_of_read_sync_leaks_nothing_and_is_counted(producer: Produ
     pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.int8), 1 / 255, -128))
     ref = producer.ref()
     before = open_fds()
-    for _ in range(5):
-        with pytest.raises(FrameImportError, match="DMA_BUF_IOCTL_SYNC failed"):
-            frames.convert(ref, pre)
+    prepare = PrepareStage(frames, pre)  # the node's path: import, preprocess, release
+    into = np.empty((1, 32, 32, 3), np.int8)
+    for _ in range(4):
+        with pytest.raises(FrameSkipped, match="end-of-read sync failed"):
+            prepare(ref, into)
+    frame = frames.open(ref)
+    assert frame is not None and frames.release(frame) is False
     assert open_fds() == before
     assert frames.stats.skipped == {"sync": 5}
     importer = DmaBufImporter()

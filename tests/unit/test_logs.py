@@ -7,7 +7,9 @@ import json
 import os
 import tempfile
 
-from edgenode.logs import configure_logging, get_logger
+from edgenode.logs import configure_logging, get_logger, last_error
+
+MODULE_LOG = get_logger("edgenode.tests.import_time")  # made when this module is imported, before any configuration
 
 
 def test_console_format_is_readable() -> None:
@@ -54,19 +56,17 @@ def test_level_filters() -> None:
 
 def test_a_logger_made_at_import_time_follows_a_later_configuration() -> None:
     """Module-level loggers (``log = get_logger(__name__)``) are made before main() configures logging."""
-    from edgenode.adapters import systemd
-
     early = get_logger("edgenode.early")  # as a module does at import
     stream = io.StringIO()
     configure_logging("warning", "json", stream=stream, environ={})
     early.info("hidden by the level")
     early.warning("frame skipped", reason="closed_fd")
-    systemd.log.warning("from a module-level logger")
-    systemd.log.debug("hidden too")
+    MODULE_LOG.warning("from a module-level logger")
+    MODULE_LOG.debug("hidden too")
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(r["event"], r["logger"], r["level"]) for r in records] == [
         ("frame skipped", "edgenode.early", "warning"),
-        ("from a module-level logger", "edgenode.adapters.systemd", "warning"),
+        ("from a module-level logger", "edgenode.tests.import_time", "warning"),
     ]
     assert records[0]["reason"] == "closed_fd"
 
@@ -80,3 +80,14 @@ def test_a_logger_made_at_import_time_gets_the_journal_priority() -> None:
         handle.seek(0)
         line = handle.read()
     assert line.startswith("<4>{") and json.loads(line[3:])["event"] == "frame skipped"
+
+
+def test_the_newest_error_is_remembered_for_the_status() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream, environ={})
+    get_logger("edgenode.node").warning("a warning is not an error")
+    get_logger("edgenode.node").error("model invoke failed", error="boom")
+    get_logger("edgenode.camera").info("camera frames resumed")
+    error = last_error()
+    assert error is not None and (error["logger"], error["message"]) == ("edgenode.node", "model invoke failed")
+    assert error["at"] > 0

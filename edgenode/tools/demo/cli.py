@@ -87,6 +87,12 @@ def spawn(args: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", _TIED_TO_PARENT, str(os.getpid()), *args])
 
 
+def status_command(node_port: int) -> str:
+    """The ``edgenode status`` command that reaches the demo's processes (through the node's port)."""
+    script = Path(sys.executable).parent / "edgenode"
+    return f"{script if script.exists() else 'edgenode'} status --connect tcp/127.0.0.1:{node_port}"
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
     """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit code."""
     if process.poll() is None:
@@ -276,6 +282,8 @@ def _main(argv: Sequence[str] | None) -> int:
                   f"layout: {LAYOUT}", file=info, flush=True)
         print(f"edgenode-demo: camera {args.size} at {args.fps:g} fps -> edgenode ({model.name}) -> this view; "
               "Ctrl-C stops", file=info, flush=True)
+        print(f"edgenode-demo: their status, from another terminal: {status_command(node_port)}", file=info,
+              flush=True)
         view = argparse.Namespace(detect_topic="rt/model/boxes2d", info_topic="rt/model/info", frames=args.frames,
                                   timeout=60.0, json=args.json, mode=None, connect=[f"tcp/127.0.0.1:{node_port}"],
                                   listen=[], no_multicast_scouting=True)
