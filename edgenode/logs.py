@@ -98,5 +98,22 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger bound with ``logger=name``."""
-    return structlog.get_logger().bind(logger=name)
+    """A structlog logger bound with ``logger=name``, following the configuration of the moment it logs.
+
+    Lazy: modules make their loggers at import (``log = get_logger(__name__)``), before ``main``
+    calls :func:`configure_logging`; a logger bound at that point would keep structlog's defaults
+    (console text on stdout, every level) whatever ``--log-format`` and ``--log-level`` say.
+    """
+    return _Logger(name)
+
+
+class _Logger:
+    """Looks up structlog's configuration on every call, then logs with ``logger=name`` bound."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(structlog.get_logger().bind(logger=self._name), method)

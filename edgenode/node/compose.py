@@ -204,7 +204,8 @@ class NodeParts:
         size = StreamSize()
         publishers = Publishers(bus, keys, config.mask, config.visual, size=size,
                                 model_path=str(config.model.path))
-        frames = CameraFrames(bus.subscribe_latest(keys.camera, loop, max_bytes=MAX_MESSAGE_BYTES), keys.camera)
+        frames = CameraFrames(bus.subscribe_latest(keys.camera, loop, max_bytes=MAX_MESSAGE_BYTES), keys.camera,
+                              max_frame_bytes=self.config.preprocess.max_frame_bytes)
         infos = None
         if config.visual.enabled and keys.camera_info:
             infos = CameraInfos(bus.subscribe_latest(keys.camera_info, loop, max_bytes=MAX_MESSAGE_BYTES),
@@ -219,7 +220,7 @@ class NodeParts:
         """The model, its decoder keeping boxes from the decoder threshold up (blocking; raises ModelError)."""
         streams = len(self.config.streams())
         return load_model(self.config.model, replace(self.config.decode, threshold=self.thresholds.decoder),
-                          **({"streams": streams} if streams > 1 else {}))
+                          self.config.mask.classes, **({"streams": streams} if streams > 1 else {}))
 
     def tracker(self) -> ByteTracker | None:
         """A tracker for one stream with ``--track``, configured from the ``--track-*`` flags."""

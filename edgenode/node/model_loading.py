@@ -20,6 +20,7 @@ from edgenode.core.fairness import batch_pays
 from edgenode.core.model_config import ModelError
 from edgenode.core.model_description import ModelDescription, model_format, model_name
 from edgenode.core.model_layout import Layout, describe_outputs, resolve_layout
+from edgenode.core.semantic_masks import mask_classes_problem
 from edgenode.core.tensors import TensorSpec, one_frame
 from edgenode.logs import get_logger
 
@@ -88,9 +89,13 @@ def choose_batch(runtime: TFLiteRuntime, setting: int, streams: int) -> int:
     return frames if pays else 1
 
 
-def load_model(model: ModelSettings, decode: DecodeSettings, *, streams: int = 1) -> LoadedModel:
+def load_model(model: ModelSettings, decode: DecodeSettings, mask_classes: Sequence[int] = (), *,
+               streams: int = 1) -> LoadedModel:
     """Load ``model.path`` as the settings say, for ``streams`` camera streams (which may share a batched
-    invoke, :func:`choose_batch`); raises ``ModelError`` (one line) when it cannot be used."""
+    invoke, :func:`choose_batch`); raises ``ModelError`` (one line) when it cannot be used.
+
+    ``--classes`` and ``--mask-classes`` that the model does not have are warned about, naming the flag.
+    """
     file = read_model_file(model.path)
     config = read_config_file(model.edgefirst_config) if model.edgefirst_config else file.embedded_config()
     labels = file.labels()
@@ -102,7 +107,12 @@ def load_model(model: ModelSettings, decode: DecodeSettings, *, streams: int = 1
 
     layout = plan(file.inputs, file.outputs)
     params = decode_params(layout, threshold=decode.threshold, iou=decode.iou, max_boxes=decode.max_boxes,
-                           nms=decode.nms, classes=decode.classes, label_offset=decode.label_offset, labels=labels)
+                           nms=decode.nms, classes=decode.classes, label_offset=decode.label_offset, labels=labels,
+                           warn=_log().warning)
+    channels = layout.get("segmentation").shape[-1] if layout.has("segmentation") else None
+    problem = mask_classes_problem(mask_classes, channels)
+    if problem:
+        _log().warning(problem)
     runtime = load_runtime(model.path, model)
     choose_batch(runtime, model.batch, streams)
     if [(s.name, s.shape) for s in runtime.outputs] != [(s.name, s.shape) for s in file.outputs]:
