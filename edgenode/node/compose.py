@@ -196,11 +196,9 @@ class NodeParts:
         """Every camera stream's subscriptions and publications on ``bus``."""
         return [self.stream(bus, loop, stream) for stream in self.config.streams()]
 
-    def stream(self, bus: Bus, loop: asyncio.AbstractEventLoop, topics: StreamTopics | None = None) -> Stream:
-        """A camera stream's subscriptions and publications on ``bus`` (the first stream by default)."""
-        config = self.config
-        named = topics or config.streams()[0]
-        keys = named.topics
+    def stream(self, bus: Bus, loop: asyncio.AbstractEventLoop, named: StreamTopics) -> Stream:
+        """Camera stream ``named``'s subscriptions and publications on ``bus``."""
+        config, keys = self.config, named.topics
         size = StreamSize()
         publishers = Publishers(bus, keys, config.mask, config.visual, size=size,
                                 model_path=str(config.model.path))
@@ -230,9 +228,8 @@ class NodeParts:
         return ByteTracker(high_conf=self.thresholds.high_conf, low_score=self.thresholds.low_score, iou=track.iou,
                            update=track.update, lifespan_ns=round(track.extra_lifespan * NS_PER_SECOND))
 
-    def running(self, model: LoadedModel, streams: Stream | list[Stream]) -> Running:
+    def running(self, model: LoadedModel, streams: list[Stream]) -> Running:
         """The stages of ``streams`` on the schedule the model's placement calls for (raises PreprocessError)."""
-        streams = streams if isinstance(streams, list) else [streams]
         config, runtime = self.config, model.runtime
         overlap, preprocess_cores = choose_schedule(config.model.schedule, runtime.delegate, runtime.threads,
                                                     available_cores())

@@ -203,7 +203,7 @@ class Node:
 
             def report() -> dict[str, Any]:
                 lines[:] = running.stats_lines()
-                return self.status.record_window(running.totals_line, lines)
+                return self.status.record_window(running.totals_line)
 
             tasks.append(asyncio.create_task(
                 supervision.report_stats(report, self.config.log.stats_interval, self.notifier, self.stop,

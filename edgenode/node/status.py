@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgenode import __version__
@@ -61,10 +60,10 @@ class StatusBoard:
         self.payload = b""
 
     # -- what the lifecycle tells it --------------------------------------------------------------
-    def announce(self, bus: Bus, streams: Stream | list[Stream]) -> None:
+    def announce(self, bus: Bus, streams: list[Stream]) -> None:
         """Follow ``streams``, take a first snapshot and announce the node on ``bus`` (token and queryable); the
         bus is open, so the node is loading its model next."""
-        self.streams = streams if isinstance(streams, list) else [streams]
+        self.streams = streams
         self.camera_fps = [None] * len(self.streams)
         self._received_at_window = [0] * len(self.streams)
         self.phase = LOADING
@@ -93,7 +92,7 @@ class StatusBoard:
             preprocess=running.preprocessor.name, tracking=running.tracking)
         self.enter(RUNNING)
 
-    def record_window(self, fields: dict[str, Any], lines: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    def record_window(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Keep the stats line's window (the node's throughput, stage times) for the status, and each stream's
         arrival rate over it; returns ``fields``."""
         self.window = {key: float(value) for key, value in fields.items() if isinstance(value, (int, float))}
