@@ -16,22 +16,12 @@ import pytest
 from edgenode.tools.demo.shapes_model import build_shapes_model
 from tests.helpers.processes import Listener, Process, camera_args, endpoint, free_port, processes
 from tests.helpers.timing import scaled
+from tests.system.test_end_to_end import corners, iou
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-def iou(a: list[float], b: list[float]) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def corners(box: object) -> list[float]:
-    cx, cy, w, h = box.center_x, box.center_y, box.width, box.height  # type: ignore[attr-defined]
-    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
 
 
 @dataclass
