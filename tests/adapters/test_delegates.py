@@ -23,8 +23,6 @@ from edgenode.adapters.tflite import load_runtime
 from edgenode.config import ModelSettings
 from edgenode.tools.tflite_builder import TensorDef, echo_model
 
-pytest.importorskip("ai_edge_litert")
-
 FAKE_DELEGATE = (Path(__file__).resolve().parents[1] / "helpers" / "native" / "fake_delegate.c").read_text()
 
 
