@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from tests.helpers.timing import SCALE, scaled
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = Path(os.environ.get("EDGENODE_TEST_MODELS", REPO.parent / "shared" / "models"))
 
@@ -20,10 +22,31 @@ def on_device() -> bool:
     return Path("/dev/galcore").exists() and Path("/dev/dma_heap").is_dir()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if SCALE != 1:  # a slow machine: no per-example deadline for property tests (they check results, not speed)
+        from hypothesis import HealthCheck, settings
+
+        settings.register_profile("slow-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        settings.load_profile("slow-machine")
+
+
+def _scale_timeout(config: pytest.Config, item: pytest.Item) -> None:
+    """pytest-timeout's limit for ``item`` (its marker, else --timeout, else the ini value) times the factor."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None:
+        seconds = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+    else:
+        seconds = config.getoption("timeout", None) or config.getini("timeout")
+    if seconds:
+        item.add_marker(pytest.mark.timeout(scaled(float(seconds))), append=False)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing_models = not SHARED_MODELS.is_dir()
     device = on_device()
     for item in items:
+        if SCALE != 1:
+            _scale_timeout(config, item)
         if "models" in item.keywords and missing_models:
             item.add_marker(pytest.mark.skip(
                 reason=f"real test models not found at {SHARED_MODELS} (set EDGENODE_TEST_MODELS)"))
