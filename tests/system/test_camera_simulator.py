@@ -26,6 +26,7 @@ from edgenode.tools.camera.cli import main
 from edgenode.tools.camera.scene import SyntheticScene
 from edgenode.tools.camera.simulator import CameraSettings, CameraSimulator
 from edgenode.tools.camera.sources import ImageSource, SceneSource, SourceError, VideoSource, read_image
+from tests.helpers.timing import SCALE, scaled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,7 +182,8 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
             pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
             processed, samples = 0, []
             while True:
-                got = await source.next_imported(timeout=1.5)
+                # The first frame waits for the camera process to start; then a pause means it is done.
+                got = await source.next_imported(timeout=scaled(1.5 if processed else 30))
                 if got is None:
                     break
                 with got[1] as frame:
@@ -196,7 +198,7 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
     try:
         result = asyncio.run(read())
     finally:
-        camera.wait(timeout=60)
+        camera.wait(timeout=scaled(60))
         assert camera.stderr is not None
         errors = camera.stderr.read().decode()
         camera.stderr.close()
@@ -210,7 +212,8 @@ def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[i
 def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path) -> None:
     start = time.monotonic()
     processed, fds, source = exchange(tmp_path, 3000, 1000, [])
-    assert processed >= 1000, f"only {processed} frames processed in {time.monotonic() - start:.1f} s"
+    # The reader keeps the newest frame: a slower machine processes fewer of the 3000.
+    assert processed >= 1000 / SCALE, f"only {processed} frames processed in {time.monotonic() - start:.1f} s"
     assert max(fds) == fds[0], f"open fds grew while frames flowed: {fds}"
     stats = source.stats
     assert stats.skipped_total == 0 and stats.received >= processed
@@ -219,7 +222,7 @@ def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path
 
 def test_two_processes_camera_frame(tmp_path: Path) -> None:
     processed, fds, source = exchange(tmp_path, 400, 200, ["--camera-frame", "--fourcc", "NV12"])
-    assert processed >= 100 and max(fds) == fds[0]
+    assert processed >= 100 / SCALE and max(fds) == fds[0]
     assert source.stats.skipped_total == 0
 
 
@@ -236,8 +239,12 @@ def test_sigterm_stops_the_simulator_cleanly(tmp_path: Path) -> None:
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", "50",
                                "--listen", f"tcp/127.0.0.1:{free_port()}", "--no-multicast-scouting"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    assert camera.stderr is not None
+    started = [camera.stderr.readline()]
+    while started[-1] and "publishing" not in started[-1]:  # up: the signal handlers are set
+        started.append(camera.stderr.readline())
     camera.send_signal(signal.SIGTERM)
-    _, errors = camera.communicate(timeout=10)
+    _, errors = camera.communicate(timeout=scaled(10))
+    errors = "".join(started) + errors
     assert camera.returncode == 0, errors
     assert "stopped after" in errors

@@ -26,6 +26,7 @@ from tests.helpers.processes import (
     processes,
     start_router,
 )
+from tests.helpers.timing import scaled
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
@@ -203,7 +204,7 @@ def test_node_as_a_client_through_a_router(models: dict[str, Path], tmp_path: Pa
                 listener.close()
         finally:
             router.terminate()
-            router.wait(10)
+            router.wait(scaled(10))
 
 
 def test_sigterm_exits_within_five_seconds(models: dict[str, Path], tmp_path: Path) -> None:
@@ -218,7 +219,7 @@ def test_sigterm_exits_within_five_seconds(models: dict[str, Path], tmp_path: Pa
             listener.close()
         began = time.monotonic()
         assert node.stop(timeout=5.0) == 0
-        assert time.monotonic() - began < 5.0
+        assert time.monotonic() - began < scaled(5.0)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -233,7 +234,7 @@ def test_bad_start_is_one_line_and_exit_1(args: list[str], message: str, models:
     garbage.write_bytes(b"this is not a flatbuffer" * 10)
     argv = [arg.format(garbage=garbage, shapes=models["detect"]) for arg in args]
     result = subprocess.run([PYTHON, "-m", "edgenode", *argv, "--no-multicast-scouting", "--log-format", "json"],
-                            capture_output=True, text=True, timeout=60, check=False)
+                            capture_output=True, text=True, timeout=scaled(60), check=False)
     assert result.returncode == 1, result.stderr
     errors = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     errors = [e for e in errors if e["level"] == "error"]
@@ -263,7 +264,8 @@ def test_the_real_model_finds_the_people_in_bus_frames(shared_models: Path, tmp_
 
 def test_the_readme_demo_command_shows_detections(tmp_path: Path) -> None:
     result = subprocess.run([PYTHON, "-m", "edgenode.tools.demo", "--frames", "15", "--json"], capture_output=True,
-                            text=True, timeout=120, check=False, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+                            text=True, timeout=scaled(120), check=False,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     frames = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(frames) == 15 and any(len(frame["boxes"]) == 4 for frame in frames)

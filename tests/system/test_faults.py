@@ -39,6 +39,7 @@ from tests.helpers.processes import (
     processes,
     start_router,
 )
+from tests.helpers.timing import scaled, wait_until
 
 ef = pytest.importorskip("edgefirst.schemas")
 from edgefirst.schemas import edgefirst_msgs as em  # noqa: E402
@@ -63,14 +64,6 @@ def last_stats(process: Process) -> dict[str, Any]:
     return stats[-1] if stats else {"skipped": {}, "received": 0, "dropped": 0}
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def fd_census(pid: int) -> tuple[int, int]:
     """(fds that outlive a frame, sockets) of ``pid``; a frame's imported buffer and pidfd are not counted."""
     others = sockets = 0
@@ -87,16 +80,24 @@ def fd_census(pid: int) -> tuple[int, int]:
 
 
 def steady_fds(pid: int, samples: int = 5) -> tuple[int, int]:
-    """The most common :func:`fd_census` over a few samples (a link may be mid-reconnect in one).
+    """The :func:`fd_census` once it holds still for ``samples`` readings in a row, 0.1 s apart (else,
+    after a scaled 10 s, the most common reading: a link may be mid-reconnect in one).
 
     Take it once frames flow: zenoh peers also meet by gossip, adding a socket or two in the first
     second, and sockets come and go with the peers (compare them with :func:`no_leak`)."""
-    time.sleep(0.5)
-    counts = []
-    for _ in range(samples):
-        counts.append(fd_census(pid))
+    counts = [fd_census(pid)]
+    deadline = time.monotonic() + scaled(10)
+    while len(counts) < samples or len(set(counts[-samples:])) > 1:
+        if time.monotonic() > deadline:
+            return max(set(counts), key=counts.count)
         time.sleep(0.1)
-    return max(set(counts), key=counts.count)
+        counts.append(fd_census(pid))
+    return counts[-1]
+
+
+def gap_lines(node: Process) -> int:
+    """How many times the node said its camera frames stopped."""
+    return sum(1 for e in node.json_lines() if str(e.get("event", "")).startswith("no camera frames on"))
 
 
 def no_leak(before: tuple[int, int], after: tuple[int, int]) -> bool:
@@ -206,10 +207,12 @@ def test_camera_restart_with_new_pid_and_fds(shapes: Path, tmp_path: Path) -> No
             fds_before = steady_fds(node.popen.pid)
             stale = frames.received(CAMERA)[-1]  # a frame of the camera about to die
             frames.close()
+            gaps = gap_lines(node)
             first.popen.kill()
             first.popen.wait()
             died = time.time_ns()
-            time.sleep(1.5)  # a restart takes a while: the node notices the gap
+            # A restart takes a while: the node notices the gap.
+            wait_until(lambda: gap_lines(node) > gaps, 30, "the node to notice the camera is gone")
             publisher = Publisher(node_port)
             try:  # what a late or replayed message of the dead camera looks like to the node
                 sent_and_counted(node, publisher, stale[0], "stale_pid", stale[1])
@@ -375,17 +378,20 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
             node = start("node", "edgenode", "--model", str(shapes), "--log-format", "json", "--threads", "1",
                          "--stats-interval", "0.5", *client)
             camera = start("camera", "edgenode.tools.camera", "--size", "320x240", "--fps", "30", *client)
-            time.sleep(2.0)  # both wait for the router: start-up order does not matter
+            for process in (node, camera):  # both wait for the router: start-up order does not matter
+                wait_until(lambda p=process: "no zenoh router answers" in p.text(), 60,
+                           f"the {process.name} to wait for its router")
             assert node.popen.poll() is None and camera.popen.poll() is None
             routers.append(start_router(tmp_path, router_port))
             listener = Listener([DETECT], [router_port], mode="client")
             try:
                 listener.wait_for(lambda: listener.count(DETECT) >= 10, 60, "Detects through the router")
                 fds_before = steady_fds(node.popen.pid)
+                gaps = gap_lines(node)
                 routers[0].kill()  # the router dies without a goodbye
                 routers[0].wait()
                 gone = time.time_ns()
-                time.sleep(3.0)
+                wait_until(lambda: gap_lines(node) > gaps, 30, "the node to notice its frames stopped")
                 assert node.popen.poll() is None and camera.popen.poll() is None
                 routers.append(start_router(tmp_path, router_port))
                 listener.wait_for(lambda: detects_after(listener, gone) >= 10, 60, "Detects after the router is back")
@@ -398,7 +404,7 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
         for router in routers:
             if router.poll() is None:
                 router.terminate()
-                router.wait(10)
+                router.wait(scaled(10))
     events = [entry["event"] for entry in node.json_lines()]
     waiting = [e for e in events if e.startswith(f"no zenoh router answers at {endpoint(router_port)}")]
     assert len(waiting) == 1, events
@@ -414,7 +420,7 @@ def test_sigterm_while_waiting_for_the_router_exits_0(shapes: Path, tmp_path: Pa
         wait_until(lambda: "no zenoh router answers" in node.text(), 30, "the node to wait for its router")
         began = time.monotonic()
         assert node.stop(timeout=5.0) == 0
-        assert time.monotonic() - began < 5.0
+        assert time.monotonic() - began < scaled(5.0)
     assert "stopped while waiting for the zenoh router" in node.text()
 
 
@@ -454,7 +460,7 @@ def run_node_in_process(model: Path, tmp_path: Path, fail: Callable[[int], bool]
 
     async def main() -> int:
         running = asyncio.create_task(node.run())
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while not running.done() and time.monotonic() < deadline and not until(node):
             await asyncio.sleep(0.05)
         node.stop.set()
@@ -614,13 +620,14 @@ def test_sigterm_mid_frame_exits_0_within_5_seconds(tmp_path: Path) -> None:
     camera_port, node_port = free_port(), free_port()
     with processes(tmp_path) as start:
         start("camera", *camera_args(camera_port, "--size", "640x480", "--fps", "10"))
-        node = start("node", *node_args(model, camera_port, node_port))
+        node = start("node", *node_args(model, camera_port, node_port, "--stats-interval", "0.2"))
         wait_until(lambda: '"event": "running slow-model"' in node.text(), 180, "the slow model to load")
-        time.sleep(0.5)  # the first frame's invoke (seconds long) is under way
+        # The first frame arrived: its invoke (seconds long) is under way.
+        wait_until(lambda: last_stats(node)["received"] > 0, 30, "the first camera frame")
         assert '"event": "first frame decoded' not in node.text()
         began = time.monotonic()
         code = node.stop(timeout=5.0)
         took = time.monotonic() - began
-    assert code == 0 and took < 5.0, (code, took, node.text()[-2000:])
+    assert code == 0 and took < scaled(5.0), (code, took, node.text()[-2000:])
     events = [entry["event"] for entry in node.json_lines()]
     assert "SIGTERM: shutting down" in events and "stopped" in events
