@@ -13,6 +13,17 @@ from tests.helpers.timing import SCALE, scaled
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = Path(os.environ.get("EDGENODE_TEST_MODELS", REPO.parent / "shared" / "models"))
+# The subset CI runs on emulated aarch64 (``pytest -m aarch64``, .ci/aarch64): every layer once (messages,
+# decoders, tracker, preprocessing, dma-buf import, the runtime, the pipeline), the real int8 model's boxes
+# against x86's, one end-to-end run. Test files or node ids under tests/.
+AARCH64_SUBSET = (
+    "unit/test_messages_golden.py", "unit/test_decoders.py", "unit/test_bytetrack.py", "unit/test_preprocess_cpu.py",
+    "adapters/test_dmabuf.py", "adapters/test_tflite_runtime.py",
+    "node/test_pipeline.py", "node/test_golden_boxes.py",
+    *(f"system/test_end_to_end.py::{name}" for name in (  # the tests of one run (the demo_run fixture)
+        "test_every_topic_decodes_with_edgefirst_schemas", "test_boxes_match_the_scene_and_keep_their_tracks",
+        "test_visualization_is_in_frame_pixels", "test_sigterm_stops_cleanly")),
+)
 
 
 def on_device() -> bool:
@@ -41,10 +52,17 @@ def _scale_timeout(config: pytest.Config, item: pytest.Item) -> None:
         item.add_marker(pytest.mark.timeout(scaled(float(seconds))), append=False)
 
 
+def in_aarch64_subset(nodeid: str) -> bool:
+    return any(nodeid == f"tests/{entry}" or nodeid.startswith((f"tests/{entry}::", f"tests/{entry}["))
+               for entry in AARCH64_SUBSET)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing_models = not SHARED_MODELS.is_dir()
     device = on_device()
     for item in items:
+        if in_aarch64_subset(item.nodeid):
+            item.add_marker(pytest.mark.aarch64)
         if SCALE != 1:
             _scale_timeout(config, item)
         if "models" in item.keywords and missing_models:
