@@ -111,6 +111,13 @@ def processes(folder: Path) -> Iterator[Callable[..., Process]]:
             process.stop()
 
 
+def running(node: Process, seconds: float = 120) -> Process:
+    """``node`` once it runs its model (its JSON log says so): a subscriber started after this gets none of
+    the heartbeat's loading messages (a slow machine sends many while the model loads)."""
+    wait_until(lambda: '"event": "running ' in node.text(), seconds, f"the {node.name} to load its model")
+    return node
+
+
 def camera_args(listen: int, *extra: str) -> list[str]:
     return ["edgenode.tools.camera", "--listen", endpoint(listen), "--no-multicast-scouting", *extra]
 

@@ -24,6 +24,7 @@ from tests.helpers.processes import (
     free_port,
     node_args,
     processes,
+    running,
     start_router,
 )
 from tests.helpers.timing import scaled
@@ -65,8 +66,8 @@ def demo_run(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     with processes(folder) as start:
         camera = start("camera", *camera_args(camera_port, "--size", "960x540", "--fps", "20", "--ground-truth",
                                               str(truth)))
-        node = start("node", *node_args(models["detect"], camera_port, node_port, "--track", "--visualization",
-                                        "--output-topic", "rt/model/output"))
+        node = running(start("node", *node_args(models["detect"], camera_port, node_port, "--track",
+                                                "--visualization", "--output-topic", "rt/model/output")))
         listener = Listener(TOPICS, [node_port])
         try:
             listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 60, 60, "60 Detect messages")
@@ -144,8 +145,8 @@ def test_compressed_masks_decompress_to_the_raw_ones(models: dict[str, Path], tm
     camera_port, node_port = free_port(), free_port()
     with processes(tmp_path) as start:
         start("camera", *camera_args(camera_port, "--size", "640x480", "--fps", "10"))
-        start("node", *node_args(models["segment"], camera_port, node_port, "--mask-compression",
-                                 "--mask-compression-level", "3"))
+        running(start("node", *node_args(models["segment"], camera_port, node_port, "--mask-compression",
+                                         "--mask-compression-level", "3")))
         listener = Listener(TOPICS, [node_port])
         try:
             listener.wait_for(lambda: listener.count("rt/model/mask_compressed") >= 5, 60, "5 compressed masks")
@@ -194,8 +195,8 @@ def test_node_as_a_client_through_a_router(models: dict[str, Path], tmp_path: Pa
         router = start_router(tmp_path, router_port)
         try:
             start("camera", "edgenode.tools.camera", "--size", "640x480", "--fps", "10", *client)
-            start("node", "edgenode", "--model", str(models["detect"]), "--log-format", "json", "--threads", "1",
-                  *client)
+            running(start("node", "edgenode", "--model", str(models["detect"]), "--log-format", "json", "--threads",
+                          "1", *client))
             listener = Listener(TOPICS, [router_port], mode="client")
             try:
                 listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 5, 60, "Detect through the router")
@@ -211,7 +212,7 @@ def test_sigterm_exits_within_five_seconds(models: dict[str, Path], tmp_path: Pa
     camera_port, node_port = free_port(), free_port()
     with processes(tmp_path) as start:
         start("camera", *camera_args(camera_port, "--size", "640x480", "--fps", "30"))
-        node = start("node", *node_args(models["detect"], camera_port, node_port))
+        node = running(start("node", *node_args(models["detect"], camera_port, node_port)))
         listener = Listener(TOPICS, [node_port])
         try:
             listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 3, 60, "frames flowing")
@@ -248,8 +249,8 @@ def test_the_real_model_finds_the_people_in_bus_frames(shared_models: Path, tmp_
     with processes(tmp_path) as start:
         start("camera", *camera_args(camera_port, "--images", str(shared_models / "bus.jpg"), "--size", "810x1080",
                                      "--fps", "5"))
-        start("node", *node_args(shared_models / "yolov8s-fall-int8.tflite", camera_port, node_port,
-                                 "--resize", "letterbox", "--threshold", "0.25", "--threads", "2"))
+        running(start("node", *node_args(shared_models / "yolov8s-fall-int8.tflite", camera_port, node_port,
+                                         "--resize", "letterbox", "--threshold", "0.25", "--threads", "2")))
         listener = Listener(TOPICS, [node_port])
         try:
             listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 2, 120, "Detect from the real model")

@@ -37,6 +37,7 @@ from tests.helpers.processes import (
     free_port,
     node_args,
     processes,
+    running,
     start_router,
 )
 from tests.helpers.timing import scaled, wait_until
@@ -199,7 +200,7 @@ def test_camera_restart_with_new_pid_and_fds(shapes: Path, tmp_path: Path) -> No
     camera_port, node_port = free_port(), free_port()
     with processes(tmp_path) as start:
         first = start("camera-1", *camera_args(camera_port, "--size", "320x240", "--fps", "30"))
-        node = start("node", *node_args(shapes, camera_port, node_port, "--stats-interval", "0.2"))
+        node = running(start("node", *node_args(shapes, camera_port, node_port, "--stats-interval", "0.2")))
         listener = Listener([DETECT], [node_port])
         frames = Listener([CAMERA], [camera_port])
         try:
@@ -594,8 +595,8 @@ def test_an_unusable_cache_directory_is_logged_and_the_node_runs_without_it(kind
         camera_port, node_port = free_port(), free_port()
         with processes(tmp_path) as start:
             start("camera", *camera_args(camera_port, "--size", "320x240", "--fps", "30"))
-            node = start("node", *node_args(shapes, camera_port, node_port, "--delegate", str(fake_delegate),
-                                            "--cache-dir", str(where)))
+            node = running(start("node", *node_args(shapes, camera_port, node_port, "--delegate",
+                                                    str(fake_delegate), "--cache-dir", str(where))))
             listener = Listener([DETECT], [node_port])
             try:
                 listener.wait_for(lambda: listener.count(DETECT) >= 5, 60, "Detects without the cache")
