@@ -64,12 +64,13 @@ def demo_run(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     camera_port, node_port = free_port(), free_port()
     truth = folder / "truth.jsonl"
     with processes(folder) as start:
-        # The scene moves per frame: at 20 fps / the machine's factor the node takes every frame, so tracks
-        # see the motion they would see at 20 fps here.
+        # The scene moves per frame: at 20 fps / the machine's factor the node takes every frame, and with the
+        # tracks' lifespan (camera time) stretched by the same factor they see what they see at 20 fps here.
         camera = start("camera", *camera_args(camera_port, "--size", "960x540", "--fps", str(20 / SCALE),
                                               "--ground-truth", str(truth)))
         node = running(start("node", *node_args(models["detect"], camera_port, node_port, "--track",
-                                                "--visualization", "--output-topic", "rt/model/output")))
+                                                "--track-extra-lifespan", str(scaled(0.5)), "--visualization",
+                                                "--output-topic", "rt/model/output")))
         listener = Listener(TOPICS, [node_port])
         try:
             listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 60, 60, "60 Detect messages")
