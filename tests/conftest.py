@@ -20,9 +20,9 @@ AARCH64_SUBSET = (
     "unit/test_messages_golden.py", "unit/test_decoders.py", "unit/test_bytetrack.py", "unit/test_preprocess_cpu.py",
     "adapters/test_dmabuf.py", "adapters/test_tflite_runtime.py",
     "node/test_pipeline.py", "node/test_golden_boxes.py",
-    *(f"system/test_end_to_end.py::{name}" for name in (  # the tests of one run (the demo_run fixture)
-        "test_every_topic_decodes_with_edgefirst_schemas", "test_boxes_match_the_scene_and_keep_their_tracks",
-        "test_visualization_is_in_frame_pixels", "test_sigterm_stops_cleanly")),
+    # One end-to-end run: camera process (bus.jpg) -> node (the int8 model) -> subscriber. (The demo run's
+    # float32 model costs seconds a frame under qemu's soft float: it runs in the full suite.)
+    "system/test_end_to_end.py::test_the_real_model_finds_the_people_in_bus_frames",
 )
 
 
