@@ -70,6 +70,18 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     logging.basicConfig(level=numeric, stream=stream, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
+class _NamedLogger:
+    """A structlog logger with ``logger=name``, assembled from the configuration in force each time it is used."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(structlog.get_logger().bind(logger=self._name), method)
+
+
 def get_logger(name: str) -> Any:
-    """A structlog logger bound with ``logger=name``."""
-    return structlog.get_logger().bind(logger=name)
+    """A structlog logger bound with ``logger=name``. A module-level one, made at import, follows
+    :func:`configure_logging` done later (format, level, stream): bound at import, it kept structlog's
+    default console output in the middle of a node's JSON lines."""
+    return _NamedLogger(name)

@@ -50,3 +50,12 @@ def test_level_filters() -> None:
     get_logger("test").info("hidden")
     get_logger("test").debug("hidden")
     assert stream.getvalue() == ""
+
+
+def test_a_logger_made_before_configuration_follows_it() -> None:
+    early = get_logger("made.at.import")
+    stream = io.StringIO()
+    configure_logging("warning", "json", stream=stream, environ={})
+    early.info("filtered out")
+    early.error("frame skipped", reason="x")
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["frame skipped"]
