@@ -52,17 +52,29 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, warmu
     return timings
 
 
-def machine() -> str:
-    """One line describing this machine: CPU model, cores, kernel, Python."""
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), e.g. ``AMD EPYC`` or ``Intel(R) Xeon(R) ...``."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, Python {platform.python_version()}"
+    return cpu
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` prints them."""
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def machine() -> str:
+    """One line describing this machine: CPU model, cores, kernel, Python."""
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}, Python {platform.python_version()}"
 
 
 def git_revision() -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import header, interleaved, ms, table
+from common import cpu_model, header, interleaved, load_average, ms, table
 
 from edgenode.config import DecodeSettings
 from edgenode.core.decoder_factory import build_decoder
@@ -134,16 +134,19 @@ def main(argv: list[str]) -> str:
     for kind, (output, scale, zero_point) in real_outputs(folder).items():
         scenes.append((f"{kind} real yolov8s-fall on bus.jpg", output, scale, zero_point, False))
     rows = []
+    cpu = cpu_model()
+    load_before = load_average()
     for label, head, scale, zero_point, aware in scenes:
         timings = interleaved(contenders(head, scale, zero_point, aware), repeats=repeats, warmup=10)
         mine, hal_only, hal_copy = (timings[k].median for k in ("edgenode", "HAL decode", "HAL copy + decode"))
         rows.append([f"{label} `{list(head.shape)}`", ms(mine), ms(hal_only), ms(hal_copy),
-                     f"{hal_only / mine:.2f}", f"{hal_copy / mine:.2f}"])
+                     f"{hal_only / mine:.2f}", f"{hal_copy / mine:.2f}", cpu])
     return (header("Decode + NMS: edgenode vs edgefirst_hal.Decoder (YOLOv8)") +
-            f"\nthreshold {THRESHOLD}, IoU {IOU}, max 100 boxes; median of {repeats} interleaved runs each.\n"
+            f"\nthreshold {THRESHOLD}, IoU {IOU}, max 100 boxes; median of {repeats} interleaved runs each; load "
+            f"average before: {load_before}, after: {load_average()}.\n"
             "Ratio = HAL time / edgenode time (above 1: edgenode faster).\n\n" +
             table(["scene", "edgenode ms", "HAL decode ms", "HAL copy + decode ms", "ratio (decode)",
-                   "ratio (copy + decode)"], rows))
+                   "ratio (copy + decode)", "CPU"], rows))
 
 
 if __name__ == "__main__":

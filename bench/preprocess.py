@@ -1,24 +1,33 @@
-"""Preprocessing: a 1920x1080 YUYV camera frame to a 640x640 RGB model input, numpy vs edgefirst_hal.
+"""Preprocessing: a 1920x1080 camera frame (YUYV, NV12, RGB) to a 640x640 model input, edgenode vs edgefirst_hal.
 
-One frame of the synthetic scene sits in a memfd (as a camera dma-buf would); every contender
-converts that same frame, interleaved in one run. ``python bench/run.py preprocess [--repeats N]``.
-OpenCV (an optional accelerator we considered) is timed too when it is installed.
+One frame of the synthetic scene per format sits in a memfd (as a camera dma-buf would); every
+contender converts that same frame, interleaved in one run, for stretch and letterbox and for
+uint8, int8 (v-128) and float32 inputs. ``python bench/run.py preprocess [--repeats N]
+[--previous REV]``; ``--previous`` also times the CPU preprocessor of git revision REV (e.g. the
+numpy resampler of 94d2304) on one thread, loaded from git beside the current one.
+
+Contenders: edgefirst_hal's ImageProcessor (its CPU backend; default threads, then
+normalize_to_numpy for int8 and float), edgenode's CPU path on one thread and with the node's
+default threads (2 when a core is free).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import mmap
 import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import header, interleaved, ms, table
+from common import cpu_model, header, interleaved, load_average, ms, table
 
-from edgenode.core.colour import YUV_TO_RGB
-from edgenode.core.pixels import YUYV, describe_frame
+from edgenode.core.pixels import NV12, RGB, YUYV, PixelFormat, describe_frame
 from edgenode.core.preprocess import CpuPreprocessor
 from edgenode.core.tensors import TensorSpec
 from edgenode.node.preprocessing import cpu_preprocessor
@@ -26,19 +35,23 @@ from edgenode.tools.camera.scene import SyntheticScene
 from edgenode.tools.camera.sources import SceneSource
 
 WIDTH, HEIGHT, SIZE = 1920, 1080, 640
+INPUTS = {"uint8": (np.uint8, 0.0, 0), "int8": (np.int8, 1 / 255, -128), "float32": (np.float32, 0.0, 0)}
 
 
 class MemfdFrame:
     """The test frame in a memfd, mapped read-only: what the node sees after importing a dma-buf."""
 
-    def __init__(self) -> None:
-        self.layout = describe_frame(YUYV, WIDTH, HEIGHT, 0, WIDTH * HEIGHT * 2)
+    def __init__(self, fmt: PixelFormat) -> None:
+        rows = HEIGHT * 3 // 2 if fmt is NV12 else HEIGHT
+        row_bytes = WIDTH * (fmt.bytes_per_pixel or 1)
+        self.format = fmt
+        self.layout = describe_frame(fmt, WIDTH, HEIGHT, row_bytes, rows * row_bytes)
         self.fd = os.memfd_create("bench-frame", os.MFD_CLOEXEC)
         os.ftruncate(self.fd, self.layout.end)
         with mmap.mmap(self.fd, self.layout.end) as writable:
-            rows = np.frombuffer(writable, np.uint8).reshape(HEIGHT, WIDTH * 2)
-            SceneSource(SyntheticScene(WIDTH, HEIGHT, seed=7), YUYV).write(40, rows)
-            del rows
+            view = np.frombuffer(writable, np.uint8).reshape(rows, row_bytes)
+            SceneSource(SyntheticScene(WIDTH, HEIGHT, seed=7), fmt).write(40, view)
+            del view
         self.mapping = mmap.mmap(self.fd, self.layout.end, prot=mmap.PROT_READ)
         self.data = np.frombuffer(self.mapping, np.uint8)
 
@@ -46,21 +59,29 @@ class MemfdFrame:
         return None
 
 
-def hal_contender(frame: MemfdFrame, letterbox: bool, int8: bool) -> tuple[Callable[[], object], Callable[[], Any]]:
-    """edgefirst_hal's ImageProcessor on the same fd; returns (run, read RGB result)."""
+def hal_contender(frame: MemfdFrame, letterbox: bool, dtype: type) -> tuple[Callable[[], object], Callable[[], Any]]:
+    """edgefirst_hal's ImageProcessor on the same fd; returns (run, read the RGB result)."""
     import edgefirst_hal as hal
 
-    source = hal.Tensor.from_fd(frame.fd, [HEIGHT, WIDTH, 2], dtype="uint8")
-    source.set_format(hal.PixelFormat.Yuyv)
+    if frame.format is YUYV:
+        source = hal.Tensor.from_fd(frame.fd, [HEIGHT, WIDTH, 2], dtype="uint8")
+        source.set_format(hal.PixelFormat.Yuyv)
+    elif frame.format is NV12:
+        source = hal.Tensor.from_fd(frame.fd, [HEIGHT * 3 // 2, WIDTH], dtype="uint8")
+        source.set_format(hal.PixelFormat.Nv12)
+    else:
+        source = hal.Tensor.from_fd(frame.fd, [HEIGHT, WIDTH, 3], dtype="uint8")
+        source.set_format(hal.PixelFormat.Rgb)
     processor = hal.ImageProcessor()
     destination = processor.create_image(SIZE, SIZE, hal.PixelFormat.Rgb, access="read")
     pad = [114, 114, 114, 255] if letterbox else None
-    tensor = np.zeros((SIZE, SIZE, 3), np.int8)
+    tensor = np.zeros((SIZE, SIZE, 3), dtype)
+    normalization = {np.int8: hal.Normalization.SIGNED, np.float32: hal.Normalization.UNSIGNED}.get(dtype)
 
     def run() -> None:
         processor.convert(source, destination, letterbox=pad)
-        if int8:
-            destination.normalize_to_numpy(tensor)
+        if normalization is not None:
+            destination.normalize_to_numpy(tensor, normalization)
 
     def result() -> Any:
         with destination.map() as mapped:
@@ -69,80 +90,69 @@ def hal_contender(frame: MemfdFrame, letterbox: bool, int8: bool) -> tuple[Calla
     return run, result
 
 
-def opencv_contender(frame: MemfdFrame, letterbox: bool) -> Callable[[], object] | None:
-    """OpenCV INTER_LINEAR on the luma and chroma planes plus a BT.709 ``cv2.transform``, if cv2 is installed."""
-    try:
-        import cv2
-    except ImportError:
-        return None
-    pairs = frame.data.reshape(HEIGHT, WIDTH // 2, 4)
-    luma = frame.data.reshape(HEIGHT, WIDTH, 2)
-    height = 360 if letterbox else SIZE
-    y_out = np.empty((height, SIZE, 2), np.uint8)
-    c_out = np.empty((height, SIZE, 4), np.uint8)
-    yuv = np.empty((height, SIZE, 3), np.uint8)
-    out = np.full((SIZE, SIZE, 3), 114, np.uint8)
-    region = out[140:500] if letterbox else out
-    matrix = np.zeros((3, 4), np.float32)
-    matrix[:, :3] = YUV_TO_RGB
-    matrix[:, 3] = -(YUV_TO_RGB @ [16, 128, 128])
-
-    def run() -> None:
-        cv2.resize(luma, (SIZE, height), dst=y_out, interpolation=cv2.INTER_LINEAR)
-        cv2.resize(pairs, (SIZE, height), dst=c_out, interpolation=cv2.INTER_LINEAR)
-        cv2.mixChannels([y_out, c_out], [yuv], [0, 0, 3, 1, 5, 2])
-        region[...] = cv2.transform(yuv, matrix)
-
-    return run
+def previous_preprocessor(revision: str) -> Any:
+    """``edgenode/core/preprocess.py`` of git ``revision``, imported as its own module."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{revision}:edgenode/core/preprocess.py"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"preprocess_{revision}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str]) -> str:
     parser = argparse.ArgumentParser(prog="bench/preprocess.py")
     parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--previous", default="", help="also time the CPU preprocessor of this git revision")
     args = parser.parse_args(argv)
-    frame = MemfdFrame()
-    sections = [header("Preprocessing: YUYV 1920x1080 to a 640x640 RGB model input",
-                       ["python", "bench/run.py", "preprocess", *argv])]
+    load_before = load_average()
+    previous = previous_preprocessor(args.previous) if args.previous else None
+    cpu = cpu_model()
     rows = []
     agreement = []
-    data: dict[str, Any] = {}
-    for mode in ("stretch", "letterbox"):
-        for dtype, label in ((np.uint8, "uint8"), (np.int8, "int8 (v-128)")):
-            spec = TensorSpec("images", (1, SIZE, SIZE, 3), np.dtype(dtype), 1 / 255 if dtype is np.int8 else 0.0,
-                              -128 if dtype is np.int8 else 0)
-            single = CpuPreprocessor(spec, mode)
-            banded = cpu_preprocessor(spec, mode, cores=2)
-            hal_run, hal_result = hal_contender(frame, mode == "letterbox", dtype is np.int8)
-            contenders: dict[str, Callable[[], object]] = {
-                "edgefirst_hal ImageProcessor": hal_run,
-                "numpy, 1 thread": lambda p=single: p.run(frame),  # type: ignore[misc]
-                "numpy, 2 bands (default)": lambda p=banded: p.run(frame),  # type: ignore[misc]
-            }
-            cv = opencv_contender(frame, mode == "letterbox") if dtype is np.uint8 else None
-            if cv is not None:
-                contenders["OpenCV 4 (optional, not adopted)"] = cv
-            timings = interleaved(contenders, args.repeats)
-            reference = timings["edgefirst_hal ImageProcessor"].median
-            for name, timing in timings.items():
-                rows.append([mode, label, name, ms(timing.median), ms(timing.percentile(90)),
-                             f"{timing.median / reference:.2f}"])
-                data[f"{mode}/{label}/{name}"] = timing
-            if dtype is np.uint8:
-                single.run(frame)
-                difference = np.abs(single.tensor[0].astype(int) - hal_result().astype(int))
-                agreement.append([mode, f"{difference.mean():.2f}", f"{np.percentile(difference, 99):.0f}"])
-            banded.close()
-    sections.append(table(["resize", "input", "contender", "median ms", "p90 ms", "time / HAL"], rows))
-    sections.append("Agreement with HAL on the same frame (uint8 RGB, |numpy - HAL|; HAL's downscale "
-                    "filters over a wider, antialiasing support; ours is 2-tap bilinear like OpenCV INTER_LINEAR and "
-                    "Ultralytics' letterbox):\n\n"
-                    + table(["resize", "mean", "p99"], agreement))
-    sections.append(
-        "`time / HAL` below 1 means faster than edgefirst_hal's CPU ImageProcessor on the same frame. "
-        "The node's CPU path is `numpy, 2 bands` (the second band on a helper thread); `numpy, 1 thread` "
-        "shows the single-core cost, which matters when the other core is busy (this VM's second vCPU is "
-        "shared with other work). OpenCV rows appear only when `opencv-python-headless` is installed: it "
-        "was measured as a possible optional accelerator and not adopted (see the notes under the tables).")
+    for fmt in (YUYV, NV12, RGB):
+        frame = MemfdFrame(fmt)
+        for mode in ("stretch", "letterbox"):
+            for label, (dtype, scale, zero_point) in INPUTS.items():
+                spec = TensorSpec("images", (1, SIZE, SIZE, 3), np.dtype(dtype), scale, zero_point)
+                single = CpuPreprocessor(spec, mode)
+                default = cpu_preprocessor(spec, mode, cores=os.cpu_count())
+                hal_run, hal_result = hal_contender(frame, mode == "letterbox", dtype)
+                contenders: dict[str, Callable[[], object]] = {
+                    "edgefirst_hal (default threads)": hal_run,
+                    "edgenode, 1 thread": lambda p=single, f=frame: p.run(f),  # type: ignore[misc]
+                    f"edgenode, default ({default.threads} threads)": lambda p=default, f=frame: p.run(f),  # type: ignore[misc]
+                }
+                if previous is not None:
+                    old = previous.CpuPreprocessor(spec, mode)
+                    contenders[f"{args.previous}, 1 thread"] = lambda p=old, f=frame: p.run(f)  # type: ignore[misc]
+                timings = interleaved(contenders, args.repeats)
+                reference = timings["edgefirst_hal (default threads)"].median
+                for name, timing in timings.items():
+                    rows.append([fmt.name, mode, label, name, ms(timing.median), ms(timing.percentile(90)),
+                                 f"{timing.median / reference:.2f}", cpu])
+                if dtype is np.uint8:
+                    single.run(frame)
+                    difference = np.abs(single.tensor[0].astype(int) - hal_result().astype(int))
+                    agreement.append([fmt.name, mode, f"{difference.mean():.2f}",
+                                      f"{np.percentile(difference, 99):.0f}"])
+                default.close()
+    command = ["python", "bench/run.py", "preprocess", *argv]
+    sections = [header("Preprocessing: a 1920x1080 camera frame to a 640x640 RGB model input", command),
+                f"- load average before: {load_before}; after: {load_average()}\n",
+                table(["source", "resize", "input", "contender", "median ms", "p90 ms", "time / HAL", "CPU"], rows),
+                "Agreement with HAL on the same frame (uint8 RGB, |edgenode - HAL| in 0..255 levels; HAL's "
+                "downscale filters over a wider, antialiasing support; edgenode's is 2-tap bilinear, OpenCV "
+                "INTER_LINEAR as Ultralytics' letterbox uses):\n\n"
+                + table(["source", "resize", "mean", "p99"], agreement),
+                "`time / HAL` below 1 means faster than edgefirst_hal's CPU ImageProcessor on the same frame, "
+                "measured interleaved in this run. `edgenode, 1 thread` is the single-core cost (the other "
+                "core busy with the model); `default` is what the node runs with a core free."]
     return "\n".join(sections)
 
 

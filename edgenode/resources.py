@@ -24,11 +24,13 @@ def data_path(name: str) -> Path:
     raise FileNotFoundError(f"edgenode data folder {name!r} is missing: reinstall edgenode")
 
 
+def message_texts() -> dict[str, str]:
+    """The text of every shipped ``<package>/msg/<Name>.msg``, keyed ``package/msg/Name``."""
+    root = data_path("schemas")
+    return {f"{path.parent.parent.name}/msg/{path.stem}": path.read_text(encoding="utf-8")
+            for path in sorted(root.glob("*/msg/*.msg"))}
+
+
 def message_definitions() -> dict[str, MessageDefinition]:
     """Every shipped ``<package>/msg/<Name>.msg``, parsed, keyed ``package/msg/Name``."""
-    root = data_path("schemas")
-    found: dict[str, MessageDefinition] = {}
-    for path in sorted(root.glob("*/msg/*.msg")):
-        name = f"{path.parent.parent.name}/msg/{path.stem}"
-        found[name] = parse_message(name, path.read_text(encoding="utf-8"))
-    return found
+    return {name: parse_message(name, text) for name, text in message_texts().items()}

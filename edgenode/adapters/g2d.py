@@ -20,8 +20,9 @@ from numpy.typing import NDArray
 
 from edgenode.adapters.dma_heap import CONTIGUOUS_HEAPS, SharedBuffer
 from edgenode.core.geometry import LETTERBOX_PAD, InputGeometry
+from edgenode.core.model_input import FrameBuffer, ModelInput, PreprocessError
 from edgenode.core.pixels import BGRA, NV12, RGB, RGBA, UYVY, YUYV, FrameLayout, PixelFormat
-from edgenode.core.preprocess import CpuPreprocessor, FrameBuffer, PreprocessError
+from edgenode.core.preprocess import CpuPreprocessor
 from edgenode.core.tensors import TensorSpec
 from edgenode.logs import get_logger
 
@@ -205,10 +206,11 @@ class G2DPreprocessor:
 
     def __init__(self, spec: TensorSpec, resize: str = "stretch", *, library: str = LIBRARY,
                  destination: Destination | None = None) -> None:
-        self.cpu = CpuPreprocessor(spec, resize)  # validates the input; also the fallback
+        self.input = ModelInput(spec, resize)  # validates the input
+        self.cpu = CpuPreprocessor(spec, resize, self.input.new_tensor())  # frames G2D cannot take
         self.spec = spec
         self.tensor: NDArray[Any] = self.cpu.tensor
-        target = self.cpu.target
+        target = self.input.target
         self.g2d = G2D(library)
         try:
             self.destination = destination or contiguous_destination(target.width * target.height * 4)
@@ -232,7 +234,7 @@ class G2DPreprocessor:
         return self.cpu.run(frame, out)
 
     def _prepare(self, layout: FrameLayout) -> InputGeometry:
-        geometry = self.cpu.geometry_for(layout)
+        geometry = self.input.geometry_for(layout)
         if geometry != self._geometry:
             if not geometry.is_identity:  # G2D writes only the frame's rectangle: pad the rest once
                 self.destination.begin_write()
@@ -243,7 +245,7 @@ class G2DPreprocessor:
 
     def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry:
         """Blit ``frame`` through G2D into ``out`` (default :attr:`tensor`); returns where the frame landed."""
-        tensor = self.cpu.output(out)
+        tensor = self.tensor if out is None else self.input.check(out)
         layout = frame.layout
         fmt = SOURCE_FORMATS.get(layout.format)
         if fmt is None:
@@ -263,7 +265,7 @@ class G2DPreprocessor:
         rect = (geometry.left, geometry.top, geometry.left + geometry.width, geometry.top + geometry.height)
         destination = self.g2d.surface(G2D_RGBA8888, (self._address,), rect, width, size=(width, height))
         self.g2d.blit(source, destination)
-        self.cpu.pad(geometry, tensor)
+        self.input.pad(geometry, tensor)
         self.destination.begin_read()
         try:
             self._copy_rgb(geometry, tensor)
@@ -272,21 +274,9 @@ class G2DPreprocessor:
         return geometry
 
     def _copy_rgb(self, geometry: InputGeometry, tensor: NDArray[Any]) -> None:
-        encoding, target = self.cpu.encoding, self.cpu.target
         rows = slice(geometry.top, geometry.top + geometry.height)
         columns = slice(geometry.left, geometry.left + geometry.width)
-        for channel in range(3):
-            pixels = self.rgba[rows, columns, channel]
-            out = target.channel(tensor, channel)[rows, columns]
-            if encoding.kind == "uint8":
-                np.copyto(out, pixels)
-            elif encoding.kind == "int8":
-                np.bitwise_xor(pixels, 0x80, out=target.channel(tensor.view(np.uint8), channel)[rows, columns])
-            elif encoding.kind == "float":
-                np.multiply(pixels, np.float32(1.0 / 255.0), out=out, casting="unsafe")
-            else:
-                assert encoding.table is not None
-                np.take(encoding.table, pixels, out=out)
+        self.input.write_image(tensor, rows, columns, self.rgba[rows, columns, :3])
 
     def close(self) -> None:
         """Release the G2D handle and the output buffer."""

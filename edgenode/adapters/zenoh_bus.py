@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -68,18 +68,42 @@ def _insert(config: zenoh.Config, key: str, value: str, origin: str) -> None:
         raise ZenohConfigError(f"{origin}: zenoh rejects {key}={value}: {exc}") from None
 
 
+def key_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """A test for keys that any of ``patterns`` (zenoh key expressions, ``*`` and ``**``) includes.
+
+    Raises :class:`ZenohConfigError` naming a malformed pattern.
+    """
+    expressions = []
+    for pattern in patterns:
+        try:
+            expressions.append(zenoh.KeyExpr(pattern))
+        except Exception as exc:
+            raise ZenohConfigError(f"{pattern!r} is not a zenoh key expression: {_one_line(exc)}") from None
+
+    def matches(key: str) -> bool:
+        try:
+            target = zenoh.KeyExpr(key)
+        except Exception:
+            return False
+        return any(expression.includes(target) for expression in expressions)
+
+    return matches
+
+
 @dataclass(frozen=True)
 class Received:
-    """One sample: its payload bytes, zenoh encoding text and local arrival time (monotonic ns).
+    """One sample: its payload bytes, zenoh encoding text, local arrival time (monotonic ns) and key.
 
     ``oversize`` is the size of a payload that was larger than the subscription allows; its
-    bytes were never copied (``payload`` is empty).
+    bytes were never copied (``payload`` is empty). ``key`` is the sample's own key expression
+    (a subscription on a wildcard such as ``**`` receives many).
     """
 
     payload: bytes
     encoding: str
     arrived_ns: int
     oversize: int = 0
+    key: str = ""
 
 
 class LatestSlot(Generic[T]):
@@ -209,10 +233,11 @@ class ZenohBus:
 
         def on_sample(sample: zenoh.Sample) -> None:
             size = len(sample.payload)
+            key = str(sample.key_expr)
             if max_bytes is not None and size > max_bytes:
-                received = Received(b"", str(sample.encoding), time.monotonic_ns(), oversize=size)
+                received = Received(b"", str(sample.encoding), time.monotonic_ns(), oversize=size, key=key)
             else:
-                received = Received(sample.payload.to_bytes(), str(sample.encoding), time.monotonic_ns())
+                received = Received(sample.payload.to_bytes(), str(sample.encoding), time.monotonic_ns(), key=key)
             try:
                 loop.call_soon_threadsafe(deliver, received)
             except RuntimeError:

@@ -35,7 +35,7 @@ def nms(boxes: NDArray[np.float32], scores: np.ndarray, iou: float, max_boxes: i
     ``boxes`` are ``(K, 4)`` x1, y1, x2, y2; ``scores`` may be raw quantised values (only their
     order matters); ``classes`` makes it class-aware.
     """
-    order = _descending(scores)
+    order = descending(scores)
     if iou >= 1.0 or order.size <= 1:
         return order[:max_boxes]
     signed = boxes.T.take(order, axis=1).astype(np.float32, copy=False)
@@ -46,10 +46,20 @@ def nms(boxes: NDArray[np.float32], scores: np.ndarray, iou: float, max_boxes: i
 def nms_signed(signed: NDArray[np.float32], scores: np.ndarray, iou: float, max_boxes: int,
                classes: np.ndarray | None = None) -> NDArray[np.intp]:
     """:func:`nms` of boxes given as ``(4, K)`` float32 signed rows x1, y1, -x2, -y2."""
-    order = _descending(scores)
+    order = descending(scores)
     if iou >= 1.0 or order.size <= 1:
         return order[:max_boxes]
     return order[_greedy(signed.take(order, axis=1), iou, max_boxes, None if classes is None else classes[order])]
+
+
+def nms_sorted(signed: NDArray[np.float32], iou: float, max_boxes: int,
+               classes: np.ndarray | None = None) -> NDArray[np.intp]:
+    """:func:`nms_signed` of candidates already in :func:`descending` score order: kept positions, best first."""
+    count = signed.shape[1]
+    if iou >= 1.0 or count <= 1:
+        return np.arange(min(count, max_boxes), dtype=np.intp)
+    return np.array(_greedy(signed, iou, max_boxes, classes), np.intp)
+
 
 
 def _greedy(signed: NDArray[np.float32], iou: float, max_boxes: int, labels: np.ndarray | None) -> list[int]:
@@ -61,7 +71,7 @@ def _greedy(signed: NDArray[np.float32], iou: float, max_boxes: int, labels: np.
     count = signed.shape[1]
     sides = signed[:2] + signed[2:]  # minus the widths and heights
     areas = sides[0] * sides[1]
-    threshold = np.array(iou, np.float32)
+    threshold = np.float32(iou)
     if count <= BLOCK:
         # One block: visit only the candidates still alive, lowest first. The rows' bytes (0 or 1
         # each) are read as Python ints, whose byte j stands for candidate j.
@@ -104,7 +114,7 @@ def _greedy(signed: NDArray[np.float32], iou: float, max_boxes: int, labels: np.
     return kept
 
 
-def _overlaps(signed: NDArray[np.float32], areas: NDArray[np.float32], threshold: NDArray[np.float32],
+def _overlaps(signed: NDArray[np.float32], areas: NDArray[np.float32], threshold: np.float32,
               labels: np.ndarray | None, *, rows: slice | NDArray[np.intp], first: int) -> NDArray[np.bool_]:
     """Whether candidate ``rows`` suppress candidates ``first`` on: ``intersection > iou * union``."""
     columns = signed[:, first:]
@@ -124,7 +134,7 @@ def _overlaps(signed: NDArray[np.float32], areas: NDArray[np.float32], threshold
 _ZERO = np.zeros((), np.float32)
 
 
-def _descending(scores: np.ndarray) -> NDArray[np.intp]:
+def descending(scores: np.ndarray) -> NDArray[np.intp]:
     """Indices by descending score, ties in input order (scores compared as float32)."""
     if scores.dtype in _SMALL_INTEGERS:
         # ~x = -x - 1 reverses the order of any integer type without overflow; these types are

@@ -9,8 +9,10 @@ uuid/lifetime/created. One deliberate fix: an untracked box's ``created`` is the
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import Protocol
 
 import numpy as np
@@ -18,11 +20,21 @@ import numpy as np
 from edgenode.core.detections import Detections
 from edgenode.core.tensors import TensorSpec
 from edgenode.messages import Box, Detect, Duration, Header, Mask, Model, ModelInfo, Time, Track, encode
+from edgenode.messages.compiled_cdr import HEADER, compiled, counted_string, counted_strings, pad_to, ragged_rows
 from edgenode.messages.edgefirst_msgs import DTYPE_TO_LEGACY_TYPE
 
 LOADING_MODEL_NAME = "Loading Model..."
 _STAMP = struct.Struct("<iI")
 _STAMP_OFFSET = 4  # ModelInfo starts with its header's stamp, right after the CDR header
+_U32 = struct.Struct("<I")
+_STAMP_AND_THREE_TIMES = struct.Struct("<iIiIiIiI")
+_FOUR_TIMES = struct.Struct("<iIiIiIiI")
+_NANOS = 1_000_000_000
+_I32 = (-(2**31), 2**31 - 1)
+NO_BOXES = _U32.pack(0)
+"""The CDR of an empty box sequence."""
+NO_TRACK_ID = _U32.pack(1) + bytes(4)  # the empty track id's string block
+
 
 _DTYPE_CODES = {
     "uint8": ModelInfo.DTYPE_U8, "int8": ModelInfo.DTYPE_I8, "uint16": ModelInfo.DTYPE_U16,
@@ -180,3 +192,185 @@ def empty_detect(header: Header) -> Detect:
 def empty_mask() -> Mask:
     """Heartbeat Mask: 0 x 0, length 1, no bytes."""
     return Mask(0, 0, 1, "", b"", False)
+
+
+# --------------------------------------------------------------------------------------------
+# The same messages straight to CDR (byte-identical to encode(detect_message(...)) and the rest)
+# --------------------------------------------------------------------------------------------
+
+
+def _seconds(nanos: int) -> tuple[int, int]:
+    sec, nanosec = divmod(int(nanos), _NANOS)
+    if not _I32[0] <= sec <= _I32[1]:
+        raise ValueError(f"time {nanos} ns does not fit a ROS 2 Time (int32 seconds)")
+    return sec, nanosec
+
+
+_ID, _LIFETIME, _CREATED = attrgetter("id"), attrgetter("lifetime"), attrgetter("created_ns")
+_ZEROS = np.zeros((1024, 2), "<u4")  # distance and speed of up to 1024 boxes
+_SWAPPED = np.array([2, 3, 0, 1])
+_HALF_HALF_ONE_ONE = np.array([0.5, 0.5, 1.0, 1.0], np.float32)
+_HALF_HALF_MINUS_ONE = np.array([0.5, 0.5, -1.0, -1.0], np.float32)
+
+
+def _track_columns(result: FrameResult) -> tuple[Sequence[str], bytes]:
+    """Per box: the track id, and the lifetime, created sec and created nanosec packed as int32 words
+    (struct refuses values beyond int32); untracked boxes as the reference fills them."""
+    count = len(result.detections)
+    stamp = result.header.stamp
+    tracks = result.tracks
+    if tracks is None:
+        ids: Sequence[str] = [""] * count
+        numbers: Iterable[int] = (1, stamp.sec, stamp.nanosec) * count
+    elif None not in tracks:
+        ids = list(map(_ID, tracks))
+        created = [divmod(nanos, _NANOS) for nanos in map(_CREATED, tracks)]
+        numbers = chain.from_iterable(zip(map(_LIFETIME, tracks), *zip(*created, strict=True), strict=True))
+    else:
+        untracked = ("", 1, stamp.sec, stamp.nanosec)
+        rows = [untracked if info is None else (info.id, info.lifetime, *divmod(info.created_ns, _NANOS))
+                for info in tracks]
+        ids = [row[0] for row in rows]
+        numbers = chain.from_iterable(row[1:] for row in rows)
+    try:
+        return ids, struct.pack(f"<{3 * count}i", *numbers)
+    except struct.error:
+        raise ValueError("a track lifetime or creation time does not fit int32") from None
+
+
+SMALL_FRAME = 128
+"""Up to this many boxes the boxes are packed box by box in Python (less fixed cost); beyond it
+every box at once with numpy (less cost per box): measured, BENCHMARKS.md. The same bytes."""
+
+
+def box_sequence(result: FrameResult) -> bytes:
+    """The CDR of ``Detect.boxes`` (and ``Model.boxes``) of ``result``: a u32 count, then every Box.
+
+    Every field of a Box is 4 bytes or a string (4-aligned), so the sequence is a run of u32
+    words whose bytes do not depend on where it starts: built once per frame for Detect and
+    Model. Big frames: a row of u32 words per box, all rows in one concatenation.
+    """
+    count = len(result.detections)
+    if count == 0:
+        return NO_BOXES
+    if count <= SMALL_FRAME:
+        return _small_box_sequence(result)
+    if count > len(_ZEROS):
+        return _U32.pack(count) + b"".join(box_sequence(part)[4:] for part in _split(result, len(_ZEROS)))
+    ids, numbers = _track_columns(result)
+    labels, label_bytes = counted_strings(result.labels, 4)
+    id_blocks, id_bytes = counted_strings(ids, 4)
+    # x1 y1 x2 y2 -> centre x, y, width, height: x1/2 + x2/2 and x2 - x1 in float32 round once, as the
+    # float64 (x1 + x2)/2 and x2 - x1 packed to float32 do (whole-array operations: strided ones cost more)
+    xyxy = result.detections.boxes.astype("<f4", copy=False)
+    xywh = np.multiply(xyxy, _HALF_HALF_ONE_ONE)
+    xywh += np.multiply(np.take(xyxy, _SWAPPED, axis=1), _HALF_HALF_MINUS_ONE)
+    scores = result.detections.scores.astype("<f4", copy=False)
+    rows = np.concatenate([xywh.view("<u4"), labels.view("<u4"), scores.view("<u4")[:, None],
+                           _ZEROS[:count], id_blocks.view("<u4"), np.frombuffer(numbers, "<u4").reshape(count, 3)],
+                          axis=1)
+    label_words, id_words = labels.shape[1] // 4, id_blocks.shape[1] // 4
+    label_used, id_used = [size // 4 for size in label_bytes], [size // 4 for size in id_bytes]
+    body = ragged_rows(rows, [(4, label_used), (7 + label_words, id_used)], [label_words, id_words])
+    return _U32.pack(count) + body.tobytes()
+
+
+def box_struct(label_bytes: int, id_bytes: int) -> struct.Struct:
+    """One Box: centre and size, the label's string block, score, distance, speed, the track id's
+    string block, lifetime and created (cached per pair of string block sizes)."""
+    found = BOX_STRUCTS.get((label_bytes, id_bytes))
+    if found is None:
+        found = BOX_STRUCTS[label_bytes, id_bytes] = struct.Struct(f"<4f{label_bytes}s3f{id_bytes}siiI")
+    return found
+
+
+BOX_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+"""The cached :func:`box_struct` layouts."""
+
+
+def _small_box_sequence(result: FrameResult) -> bytes:
+    """:func:`box_sequence` box by box (float64 centre and size packed to float32, as the message encoder does)."""
+    stamp = result.header.stamp
+    tracks: Iterable[TrackLike | None] = (result.tracks if result.tracks is not None
+                                          else repeat(None, len(result.detections)))
+    parts = [_U32.pack(len(result.detections))]
+    try:
+        for (x1, y1, x2, y2), label, score, info in zip(result.detections.boxes.tolist(), result.labels,
+                                                        result.detections.scores.tolist(), tracks, strict=False):
+            label_block = counted_string(label, 4)
+            if info is None:
+                parts.append(box_struct(len(label_block), 8).pack(
+                    (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0, NO_TRACK_ID, 1,
+                    stamp.sec, stamp.nanosec))
+            else:
+                id_block = counted_string(info.id, 4)
+                sec, nanosec = divmod(info.created_ns, _NANOS)
+                parts.append(box_struct(len(label_block), len(id_block)).pack(
+                    (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, y2 - y1, label_block, score, 0.0, 0.0, id_block,
+                    info.lifetime, sec, nanosec))
+    except (struct.error, OverflowError):
+        raise ValueError("a track lifetime or creation time does not fit int32") from None
+    return b"".join(parts)
+
+
+def _split(result: FrameResult, size: int) -> Iterable[FrameResult]:
+    """``result`` in parts of at most ``size`` boxes (sequences longer than the encoder's scratch)."""
+    for start in range(0, len(result.detections), size):
+        keep = np.arange(start, min(start + size, len(result.detections)))
+        yield FrameResult(result.header, result.detections.select(keep), result.labels[start:start + size],
+                          None if result.tracks is None else result.tracks[start:start + size], result.times)
+
+
+def _frame_id_block(frame_id: str) -> bytes:
+    """A header's frame_id string padded to 4 (the stamp before it is 8 bytes), cached."""
+    block = _frame_ids.get(frame_id)
+    if block is None:
+        if len(_frame_ids) >= 64:
+            _frame_ids.clear()
+        out = bytearray(HEADER)
+        compiled(Header)(out, Header(Time(0, 0), frame_id))
+        pad_to(out, 4)
+        block = _frame_ids[frame_id] = bytes(out[len(HEADER) + 8:])  # after the stamp
+    return block
+
+
+_frame_ids: dict[str, bytes] = {}
+
+
+def detect_cdr(result: FrameResult, boxes_cdr: bytes | None = None) -> bytes:
+    """CDR of :func:`detect_message` (``boxes_cdr``: :func:`box_sequence` of ``result``, if already built)."""
+    header, times = result.header, result.times
+    try:
+        stamp_and_times = _STAMP_AND_THREE_TIMES.pack(
+            header.stamp.sec, header.stamp.nanosec, *divmod(times.preprocess_ns, _NANOS),
+            *divmod(times.invoke_ns, _NANOS), *divmod(times.post_ns, _NANOS))
+    except struct.error:
+        raise ValueError("a stamp or stage time does not fit a ROS 2 Time (int32 seconds)") from None
+    return b"".join((HEADER, stamp_and_times[:8], _frame_id_block(header.frame_id), stamp_and_times[8:],
+                     box_sequence(result) if boxes_cdr is None else boxes_cdr))
+
+
+def model_cdr(result: FrameResult, masks: Sequence[Mask], boxes_cdr: bytes | None = None) -> bytes:
+    """CDR of :func:`model_message` (``boxes_cdr`` as for :func:`detect_cdr`)."""
+    out = bytearray(HEADER)
+    compiled(Header)(out, result.header)
+    pad_to(out, 4)
+    times = result.times
+    out += _FOUR_TIMES.pack(*_seconds(times.preprocess_ns), *_seconds(times.invoke_ns), *_seconds(times.output_ns),
+                            *_seconds(times.post_ns))
+    out += box_sequence(result) if boxes_cdr is None else boxes_cdr
+    pad_to(out, 4)
+    out += _U32.pack(len(masks))
+    write_mask = compiled(Mask)
+    for mask in masks:
+        write_mask(out, mask)
+    return bytes(out)
+
+
+_MASK_SIZES = struct.Struct("<3I")
+
+
+def mask_cdr(mask: Mask) -> bytes:
+    """CDR of a Mask (``encode(mask)``'s bytes), its mask bytes copied once."""
+    return b"".join((HEADER, _MASK_SIZES.pack(mask.height, mask.width, mask.length), counted_string(mask.encoding, 4),
+                     _U32.pack(len(mask.mask)), mask.mask, b"\x01" if mask.boxed else b"\x00"))

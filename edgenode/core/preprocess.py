@@ -1,555 +1,184 @@
-"""CPU preprocessing: a camera frame to the model's input tensor, vectorised with numpy.
+"""CPU preprocessing: a camera frame to the model's input tensor, resampled with OpenCV.
 
-The frame is resampled bilinearly (pixel centres aligned, like OpenCV's INTER_LINEAR and
-Ultralytics' letterbox) straight from the camera buffer: for each output pixel only the source
-samples it needs are gathered, whole packed pixels at a time (a YUYV pair is one uint32), then
-4:2:x chroma is taken from the pair a luma sample belongs to (sample repetition, as HAL does),
-YUV is converted with limited-range BT.709 (the G2D path's matrix), and the result is written
-into the reused input tensor in the model's dtype and quantisation. Nothing here loops over
-pixels in Python, and every intermediate array is allocated once per frame geometry.
+Each plane of the frame is read in place from the camera buffer (numpy views with the frame's
+stride, no copy) and resized bilinearly at its own resolution with pixel centres aligned
+(``cv2.INTER_LINEAR``, as Ultralytics' letterbox does): luma at full resolution, the 4:2:x
+chroma of YUYV, UYVY and NV12 at chroma resolution (chroma sited at the centre of the pixels
+sharing it). YUV is converted with limited-range BT.709 (the G2D path's matrix) by one
+``cv2.transform``, and the 8-bit RGB result is written into the reused input tensor in the
+model's dtype and quantisation (:class:`~edgenode.core.model_input.ModelInput`).
+
+Why OpenCV and not numpy (BENCHMARKS.md, Preprocessing): a numpy resampler makes some 40 passes
+over full-size intermediate arrays that do not fit in L2, so it is bound by memory bandwidth
+and its speed against a native converter changed with the machine (0.8x edgefirst_hal's time
+on one AMD VM, 1.7x on an Intel one). OpenCV resizes and converts row by row in registers and
+L1 with SIMD fixed-point code, one pass per step: 0.1-0.65x HAL's time on one thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from edgenode.core.colour import YUV_TO_RGB
-from edgenode.core.geometry import LETTERBOX_PAD, InputGeometry
+from edgenode.core.geometry import InputGeometry
+from edgenode.core.model_input import (
+    RESIZE_MODES,
+    FrameBuffer,
+    InputEncoding,
+    InputTarget,
+    ModelInput,
+    PreprocessError,
+    Preprocessor,
+)
 from edgenode.core.pixels import BGRA, GREY, NV12, RGB, RGBA, UYVY, YUYV, FrameLayout
 from edgenode.core.tensors import TensorSpec
 
-RESIZE_MODES = ("stretch", "letterbox")
-_MAX_PERIOD = 4  # column patterns up to this period are copied as strided slices, not gathered
+__all__ = ["RESIZE_MODES", "CpuPreprocessor", "FrameBuffer", "InputEncoding", "InputTarget", "PreprocessError",
+           "Preprocessor", "yuv_matrix"]
+
+MAX_THREADS = 64
 
 
-class PreprocessError(ValueError):
-    """A model input or frame the preprocessor cannot handle."""
-
-
-class FrameBuffer(Protocol):
-    """A mapped camera frame: its layout, its bytes (from the buffer's first byte) and, for G2D, its address."""
-
-    @property
-    def layout(self) -> FrameLayout: ...
-
-    @property
-    def data(self) -> NDArray[np.uint8]: ...
-
-    def physical_address(self) -> int | None: ...
-
-
-class Preprocessor(Protocol):
-    """Fills ``out`` (default: its own ``tensor``; shape and dtype of ``spec``) from one frame.
-
-    ``run`` returns where the frame landed (for mapping boxes back) and writes every element of
-    the array, padding included, so callers may rotate several staging arrays.
-    """
-
-    name: str
-    spec: TensorSpec
-    tensor: NDArray[Any]
-
-    def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry: ...
-
-    def close(self) -> None: ...
-
-
-# --------------------------------------------------------------------------------------------
-# The model input: size, channel order and value encoding
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InputTarget:
-    """Size and channel axis of an image input tensor: ``(1, H, W, 3)`` (NHWC) or ``(1, 3, H, W)`` (NCHW)."""
-
-    height: int
-    width: int
-    channels_last: bool
-
-    @classmethod
-    def from_spec(cls, spec: TensorSpec) -> InputTarget:
-        shape = tuple(int(d) for d in spec.shape)
-        if len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and shape[1] > 0 and shape[2] > 0:
-            return cls(shape[1], shape[2], True)
-        if len(shape) == 4 and shape[0] == 1 and shape[1] == 3 and shape[2] > 0 and shape[3] > 0:
-            return cls(shape[2], shape[3], False)
-        raise PreprocessError(
-            f"model input {spec.name!r} has shape {list(shape)}; expected an RGB image [1, H, W, 3] or [1, 3, H, W]")
-
-    def channel(self, tensor: NDArray[Any], index: int) -> NDArray[Any]:
-        """The ``(H, W)`` view of channel ``index`` (R, G, B = 0, 1, 2)."""
-        return tensor[0, :, :, index] if self.channels_last else tensor[0, index]
-
-
-@dataclass(frozen=True)
-class InputEncoding:
-    """How a 0..255 pixel value becomes a tensor value.
-
-    ``kind``: ``float`` (v/255), ``uint8`` (as is), ``int8`` (v-128, the usual 1/255 and -128
-    quantisation) or ``table`` (any other per-tensor quantisation, through ``table``).
-    """
-
-    kind: str
-    dtype: np.dtype[Any]
-    table: NDArray[Any] | None = None
-
-    @classmethod
-    def from_spec(cls, spec: TensorSpec) -> InputEncoding:
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            return cls("float", dtype)
-        if dtype not in (np.dtype(np.uint8), np.dtype(np.int8)):
-            raise PreprocessError(f"model input {spec.name!r} has dtype {dtype}; supported: uint8, int8, float32, "
-                                  f"float16")
-        unit_scale = not spec.quantized or abs(spec.scale * 255.0 - 1.0) < 1e-3
-        if dtype == np.uint8 and unit_scale and spec.zero_point == 0:
-            return cls("uint8", dtype)
-        if dtype == np.int8 and (not spec.quantized or (unit_scale and spec.zero_point == -128)):
-            return cls("int8", dtype)  # unquantised int8 too: the reference feeds v - 128
-        if not spec.quantized:
-            raise PreprocessError(f"model input {spec.name!r} is {dtype} with zero point {spec.zero_point} "
-                                  f"but no scale")
-        info = np.iinfo(dtype)
-        values = np.rint(np.arange(256) / 255.0 / spec.scale) + spec.zero_point
-        return cls("table", dtype, np.clip(values, info.min, info.max).astype(dtype))
-
-    def encode(self, value: int) -> float | int:
-        """The tensor value of pixel value ``value`` (0..255)."""
-        if self.kind == "float":
-            return value / 255.0
-        if self.kind == "int8":
-            return value - 128
-        if self.kind == "table":
-            assert self.table is not None
-            return int(self.table[value])
-        return value
-
-
-# --------------------------------------------------------------------------------------------
-# Sampling plan
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AxisTaps:
-    """Bilinear taps along one axis: output ``i`` = ``src[first[i]] * (1 - weight[i]) + src[second[i]] * weight[i]``."""
-
-    first: NDArray[np.intp]
-    second: NDArray[np.intp]
-    weight: NDArray[np.float32]
-
-    @classmethod
-    def bilinear(cls, outputs: int, sources: int) -> AxisTaps:
-        """Taps with output and source pixel centres aligned, clamped at the edges."""
-        position = np.clip((np.arange(outputs) + 0.5) * (sources / outputs) - 0.5, 0, sources - 1)
-        first = np.floor(position).astype(np.intp)
-        weight = position - first
-        snap_up = weight > 1 - 1e-6
-        first[snap_up] += 1
-        weight[snap_up | (weight < 1e-6)] = 0.0
-        second = np.minimum(first + 1, sources - 1)
-        return cls(first, second, weight.astype(np.float32))
-
-    @property
-    def exact(self) -> bool:
-        """Every output falls on a source sample: no blending needed."""
-        return not self.weight.any()
-
-
-def _as_slice(indices: NDArray[np.intp]) -> slice | None:
-    """``indices`` as an increasing strided slice, when it is one."""
-    if len(indices) == 1:
-        return slice(int(indices[0]), int(indices[0]) + 1)
-    steps = np.diff(indices)
-    if len(steps) and steps[0] > 0 and (steps == steps[0]).all():
-        return slice(int(indices[0]), int(indices[-1]) + 1, int(steps[0]))
-    return None
+def yuv_matrix() -> NDArray[np.float32]:
+    """The 3 x 4 ``cv2.transform`` matrix of limited-range BT.709: RGB = M @ (Y, U, V, 1)."""
+    matrix = np.zeros((3, 4), np.float32)
+    matrix[:, :3] = YUV_TO_RGB
+    matrix[:, 3] = -(YUV_TO_RGB @ np.array([16.0, 128.0, 128.0]))
+    return matrix
 
 
 @dataclass(frozen=True)
 class _Plane:
-    """A 2-D typed view of part of the frame buffer: ``bytes_per_item`` bytes per element."""
+    """A ``rows x columns x channels`` uint8 view of part of the frame buffer, resized to ``(height, width)``."""
 
     offset: int
     stride: int
     rows: int
     columns: int
-    dtype: np.dtype[Any]
-    row_of: Callable[[NDArray[np.intp]], NDArray[np.intp]]
+    channels: int
 
-    def view(self, data: NDArray[np.uint8]) -> NDArray[Any]:
-        view: NDArray[Any] = np.ndarray((self.rows, self.columns), self.dtype, buffer=data, offset=self.offset,
-                                        strides=(self.stride, self.dtype.itemsize))
+    def view(self, data: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        view: NDArray[np.uint8] = np.ndarray((self.rows, self.columns, self.channels), np.uint8, buffer=data,
+                                             offset=self.offset, strides=(self.stride, self.channels, 1))
         return view
 
 
-@dataclass(frozen=True)
-class _Channel:
-    """Where one colour channel comes from: a plane, its column per luma column, and a bit shift."""
-
-    plane: int
-    column_of: Callable[[NDArray[np.intp]], NDArray[np.intp]]
-    shift_of: Callable[[NDArray[np.intp]], NDArray[np.uint32]]
-
-
-def _same(luma: NDArray[np.intp]) -> NDArray[np.intp]:
-    return luma
-
-
-def _half(luma: NDArray[np.intp]) -> NDArray[np.intp]:
-    return luma // 2
-
-
-def _shift(bits: int) -> Callable[[NDArray[np.intp]], NDArray[np.uint32]]:
-    return lambda luma: np.full(len(luma), bits, np.uint32)
-
-
-def _odd_shift(even: int, odd: int) -> Callable[[NDArray[np.intp]], NDArray[np.uint32]]:
-    return lambda luma: np.where(luma % 2 == 1, odd, even).astype(np.uint32)
-
-
-def _rgb_column(channel: int) -> Callable[[NDArray[np.intp]], NDArray[np.intp]]:
-    return lambda luma: luma * 3 + channel
-
-
-def _planes_and_channels(layout: FrameLayout) -> tuple[list[_Plane], list[_Channel]]:
-    """How to read R, G, B (or Y, U, V, or grey) of ``layout``'s format from its buffer."""
+def _planes(layout: FrameLayout) -> tuple[list[_Plane], list[tuple[int, int]]]:
+    """The planes of ``layout``'s format and, for each output channel (Y, U, V or R, G, B), its (plane, channel)."""
     fmt, w, h = layout.format, layout.width, layout.height
-    u32, u16, u8 = np.dtype("<u4"), np.dtype("<u2"), np.dtype(np.uint8)
     if fmt in (YUYV, UYVY):
-        plane = _Plane(layout.offset, layout.stride, h, w // 2, u32, _same)
-        y_shift = _odd_shift(0, 16) if fmt is YUYV else _odd_shift(8, 24)
-        u_bits, v_bits = (8, 24) if fmt is YUYV else (0, 16)
-        return [plane], [_Channel(0, _half, y_shift), _Channel(0, _half, _shift(u_bits)),
-                         _Channel(0, _half, _shift(v_bits))]
+        luma = _Plane(layout.offset, layout.stride, h, w, 2)  # [Y, C] per pixel
+        pairs = _Plane(layout.offset, layout.stride, h, w // 2, 4)  # [Y0 U Y1 V] or [U Y0 V Y1] per pair
+        return [luma, pairs], ([(0, 0), (1, 1), (1, 3)] if fmt is YUYV else [(0, 1), (1, 0), (1, 2)])
     if fmt is NV12:
-        luma = _Plane(layout.offset, layout.stride, h, w, u8, _same)
-        chroma = _Plane(layout.chroma_offset, layout.chroma_stride, h // 2, w // 2, u16, _half)
-        return [luma, chroma], [_Channel(0, _same, _shift(0)), _Channel(1, _half, _shift(0)),
-                                _Channel(1, _half, _shift(8))]
-    if fmt in (RGBA, BGRA):
-        plane = _Plane(layout.offset, layout.stride, h, w, u32, _same)
-        red, blue = (0, 16) if fmt is RGBA else (16, 0)
-        return [plane], [_Channel(0, _same, _shift(red)), _Channel(0, _same, _shift(8)),
-                         _Channel(0, _same, _shift(blue))]
+        luma = _Plane(layout.offset, layout.stride, h, w, 1)
+        chroma = _Plane(layout.chroma_offset, layout.chroma_stride, h // 2, w // 2, 2)
+        return [luma, chroma], [(0, 0), (1, 0), (1, 1)]
     if fmt is RGB:
-        plane = _Plane(layout.offset, layout.stride, h, w * 3, u8, _same)
-        return [plane], [_Channel(0, _rgb_column(c), _shift(0)) for c in range(3)]
+        return [_Plane(layout.offset, layout.stride, h, w, 3)], [(0, 0), (0, 1), (0, 2)]
+    if fmt in (RGBA, BGRA):
+        order = [(0, 0), (0, 1), (0, 2)] if fmt is RGBA else [(0, 2), (0, 1), (0, 0)]
+        return [_Plane(layout.offset, layout.stride, h, w, 4)], order
     if fmt is GREY:
-        return [_Plane(layout.offset, layout.stride, h, w, u8, _same)], [_Channel(0, _same, _shift(0))]
+        return [_Plane(layout.offset, layout.stride, h, w, 1)], [(0, 0)] * 3
     raise PreprocessError(f"no CPU conversion for {fmt.name}")
 
 
-class _Rows:
-    """The source rows of one plane for one row tap: a strided view when they are evenly spaced, else a copy."""
-
-    def __init__(self, plane: int, source: _Plane, rows: NDArray[np.intp]) -> None:
-        self.plane = plane
-        self.indices = rows
-        self.rows = _as_slice(rows)
-        self.copy = None if self.rows is not None else np.empty((len(rows), source.columns), source.dtype)
-        self.idle: NDArray[Any] = np.empty((0, source.columns), source.dtype)
-        self.current: NDArray[Any] = self.idle
-
-    def load(self, view: NDArray[Any]) -> None:
-        if self.rows is not None:
-            self.current = view[self.rows]
-        else:
-            assert self.copy is not None
-            np.take(view, self.indices, axis=0, out=self.copy, mode="clip")
-            self.current = self.copy
-
-    def release(self) -> None:
-        """Drop any view of the frame, so its mapping can be closed."""
-        self.current = self.idle
-
-
-class _Corner:
-    """One channel's samples at one (row tap, column tap) corner, extracted to int16.
-
-    When the columns split into a few evenly spaced runs that each read one byte position of
-    the plane's elements (the usual case: a fixed resize ratio), each run is one strided copy
-    straight out of the rows; otherwise the elements are gathered and shifted and masked.
-    """
-
-    def __init__(self, rows: _Rows, itemsize: int, columns: NDArray[np.intp], shifts: NDArray[np.uint32]) -> None:
-        self.rows = rows
-        self.itemsize = itemsize
-        self.columns = columns
-        self.values = np.empty((len(rows.indices), len(columns)), np.int16)
-        self.runs = self._runs(columns, shifts // 8)
-        self.shift: NDArray[np.uint32] = shifts[None, :]
-        if self.runs is None:
-            self.gathered = np.empty(self.values.shape, rows.current.dtype)
-            self.scratch = np.empty(self.values.shape, rows.current.dtype)
-
-    @staticmethod
-    def _runs(columns: NDArray[np.intp], byte: NDArray[np.uint32]) -> list[tuple[slice, slice, int]] | None:
-        for period in range(1, min(_MAX_PERIOD, len(columns)) + 1):
-            runs = []
-            for phase in range(period):
-                source = _as_slice(columns[phase::period])
-                bytes_here = byte[phase::period]
-                if source is None or not (bytes_here == bytes_here[0]).all():
-                    break
-                runs.append((slice(phase, None, period), source, int(bytes_here[0])))
-            else:
-                return runs
-        return None
-
-    def extract(self) -> NDArray[np.int16]:
-        source = self.rows.current
-        if self.runs is not None:
-            as_bytes = source.view(np.uint8).reshape(source.shape[0], source.shape[1], self.itemsize)
-            for out_columns, source_columns, byte in self.runs:
-                np.copyto(self.values[:, out_columns], as_bytes[:, source_columns, byte], casting="unsafe")
-            return self.values
-        np.take(source, self.columns, axis=1, out=self.gathered, mode="clip")
-        np.right_shift(self.gathered, self.shift.astype(source.dtype), out=self.scratch)
-        np.bitwise_and(self.scratch, 0xFF, out=self.values, casting="unsafe")
-        return self.values
+def _written_in_place(result: NDArray[Any], destination: NDArray[Any]) -> bool:
+    return bool(result.ctypes.data == destination.ctypes.data and result.shape == destination.shape)
 
 
 class _Plan:
-    """How to sample the output rows ``band`` (of the content rectangle) from frames of one layout."""
+    """How frames of one layout become the tensor's content rectangle: resize, gather channels, convert."""
 
-    def __init__(self, layout: FrameLayout, geometry: InputGeometry, band: slice) -> None:
-        self.layout = layout
+    def __init__(self, layout: FrameLayout, geometry: InputGeometry, model_input: ModelInput) -> None:
+        self.input = model_input
         self.geometry = geometry
-        self.band = band
-        self.planes, channels = _planes_and_channels(layout)
-        self.colour = layout.format.colour
-        all_rows = AxisTaps.bilinear(geometry.height, layout.height)
-        rows = AxisTaps(all_rows.first[band], all_rows.second[band], all_rows.weight[band])
-        columns = AxisTaps.bilinear(geometry.width, layout.width)
-        row_taps = [rows.first] + ([] if rows.exact else [rows.second])
-        column_taps = [columns.first] + ([] if columns.exact else [columns.second])
-        shape = (len(rows.first), geometry.width)
-        # Full-size weights: a broadcast (rows, 1) operand defeats numpy's SIMD loops.
-        self.row_weight = None if rows.exact else np.ascontiguousarray(np.broadcast_to(rows.weight[:, None], shape))
-        self.column_weight = None if columns.exact else np.ascontiguousarray(
-            np.broadcast_to(columns.weight[None, :], shape))
-        shape = (len(rows.first), geometry.width)
-        self.buffers = [(np.empty(shape, np.float32), np.empty(shape, np.float32)) for _ in channels]
-        self.scratch = np.empty(shape, np.float32)
-        self.rows: list[_Rows] = []
-        self.corners: list[list[list[_Corner]]] = []  # [channel][row tap][column tap]
-        for channel in channels:
-            plane = self.planes[channel.plane]
-            per_row = []
-            for row_luma in row_taps:
-                source_rows = self._rows(channel.plane, plane, plane.row_of(row_luma))
-                per_row.append([_Corner(source_rows, plane.dtype.itemsize, channel.column_of(column_luma),
-                                        channel.shift_of(column_luma)) for column_luma in column_taps])
-            self.corners.append(per_row)
-
-    def _rows(self, plane: int, source: _Plane, rows: NDArray[np.intp]) -> _Rows:
-        for existing in self.rows:
-            if existing.plane == plane and np.array_equal(existing.indices, rows):
-                return existing
-        created = _Rows(plane, source, rows)
-        self.rows.append(created)
-        return created
-
-    def sample(self, data: NDArray[np.uint8]) -> list[NDArray[np.float32]]:
-        """Each channel's resampled values (float32, 0..255, unrounded), in reused buffers."""
-        views = [plane.view(data) for plane in self.planes]
-        values = []
-        try:
-            for rows in self.rows:
-                rows.load(views[rows.plane])
-            for per_row, (first, second) in zip(self.corners, self.buffers, strict=True):
-                for row_tap, per_column in enumerate(per_row):
-                    target = first if row_tap == 0 else second
-                    np.copyto(target, per_column[0].extract(), casting="unsafe")
-                    if self.column_weight is not None:
-                        np.copyto(self.scratch, per_column[1].extract(), casting="unsafe")
-                        _blend(target, self.scratch, self.column_weight)
-                if self.row_weight is not None:
-                    _blend(first, second, self.row_weight)
-                values.append(first)
-        finally:
-            for rows in self.rows:
-                rows.release()
-        return values
-
-
-def _blend(first: NDArray[np.float32], second: NDArray[np.float32], weight: NDArray[np.float32]) -> None:
-    """``first += (second - first) * weight``, in place (``second`` is overwritten)."""
-    np.subtract(second, first, out=second)
-    np.multiply(second, weight, out=second)
-    np.add(first, second, out=first)
-
-
-# --------------------------------------------------------------------------------------------
-# The preprocessor
-# --------------------------------------------------------------------------------------------
-
-
-class _Band:
-    """One horizontal band of the output: its sampling plan and its scratch buffers."""
-
-    def __init__(self, layout: FrameLayout, geometry: InputGeometry, band: slice, target: InputTarget,
-                 encoding: InputEncoding) -> None:
-        self.plan = _Plan(layout, geometry, band)
-        self.target, self.encoding = target, encoding
-        shape = self.plan.scratch.shape
-        self.temp = np.empty(shape, np.float32)
-        self.pixels = np.empty(shape, np.uint8)
-        self.rows = slice(geometry.top + band.start, geometry.top + band.stop)
+        self.rows = slice(geometry.top, geometry.top + geometry.height)
         self.columns = slice(geometry.left, geometry.left + geometry.width)
+        self.planes, sources = _planes(layout)
+        self.size = (geometry.width, geometry.height)  # OpenCV's (width, height)
+        self.resized = [np.empty((geometry.height, geometry.width, plane.channels), np.uint8)
+                        for plane in self.planes]
+        self.yuv = layout.format.colour == "yuv"
+        self.matrix = yuv_matrix() if self.yuv else None
+        # The channels the conversion reads, gathered into one image (none when one resize already gives it).
+        direct = len(self.planes) == 1 and sources == [(0, 0), (0, 1), (0, 2)] and self.planes[0].channels == 3
+        self.gathered = None if direct else np.empty((geometry.height, geometry.width, 3), np.uint8)
+        offsets = np.cumsum([0] + [plane.channels for plane in self.planes])
+        self.mix = [int(index) for (plane, channel), out in zip(sources, range(3), strict=True)
+                    for index in (offsets[plane] + channel, out)]
+        self.rgb = np.empty((geometry.height, geometry.width, 3), np.uint8)
 
     def convert(self, data: NDArray[np.uint8], tensor: NDArray[Any]) -> None:
-        """Sample this band of ``data`` and write it into ``tensor``."""
-        values = self.plan.sample(data)
-        is_float = self.encoding.kind == "float"
-        unit = np.float32(1.0 / 255.0 if is_float else 1.0)
-        rounding = np.float32(0.0 if is_float else 0.5)
-        if self.plan.colour == "yuv":
-            luma, blue_diff, red_diff = values
-            matrix = (YUV_TO_RGB * unit).astype(np.float32)
-            np.multiply(luma, matrix[0, 0], out=luma)
-            np.add(luma, np.float32(-16.0 * matrix[0, 0]) + rounding, out=luma)
-            np.subtract(blue_diff, np.float32(128.0), out=blue_diff)
-            np.subtract(red_diff, np.float32(128.0), out=red_diff)
-            np.multiply(red_diff, matrix[0, 2], out=self.temp)
-            np.add(self.temp, luma, out=self.temp)
-            self._store(tensor, 0, self.temp)
-            np.multiply(blue_diff, matrix[2, 1], out=self.temp)
-            np.add(self.temp, luma, out=self.temp)
-            self._store(tensor, 2, self.temp)
-            np.multiply(blue_diff, matrix[1, 1], out=blue_diff)
-            np.multiply(red_diff, matrix[1, 2], out=red_diff)
-            np.add(blue_diff, red_diff, out=blue_diff)
-            np.add(blue_diff, luma, out=blue_diff)
-            self._store(tensor, 1, blue_diff)
-        else:
-            for channel, value in enumerate(values * 3 if self.plan.colour == "grey" else values):
-                np.multiply(value, unit, out=self.temp)
-                if rounding:
-                    np.add(self.temp, rounding, out=self.temp)
-                self._store(tensor, channel, self.temp)
-
-    def _region(self, tensor: NDArray[Any], channel: int) -> NDArray[Any]:
-        return self.target.channel(tensor, channel)[self.rows, self.columns]
-
-    def _store(self, tensor: NDArray[Any], channel: int, value: NDArray[np.float32]) -> None:
-        """Clip ``value`` (in the encoding's units, rounding offset added) and write it as channel ``channel``."""
-        kind = self.encoding.kind
-        if kind == "float":
-            np.clip(value, 0.0, 1.0, out=self._region(tensor, channel))
-            return
-        np.clip(value, 0.0, 255.0, out=value)
-        np.copyto(self.pixels, value, casting="unsafe")  # contiguous float->u8 is fast; the strided write a copy
-        if kind == "uint8":
-            np.copyto(self._region(tensor, channel), self.pixels)
-        elif kind == "int8":  # v - 128 is v with its top bit flipped, read as int8
-            np.bitwise_xor(self.pixels, 0x80, out=self._region(tensor.view(np.uint8), channel))
-        else:
-            assert self.encoding.table is not None
-            np.take(self.encoding.table, self.pixels, out=self._region(tensor, channel))
-
-
-BandRunner = Callable[[list[Callable[[], None]]], None]
-"""Runs every job and returns when all are done (e.g. on a thread pool); injected from outside core."""
-
-
-def run_in_turn(jobs: list[Callable[[], None]]) -> None:
-    """The default :data:`BandRunner`: one job after another."""
-    for job in jobs:
-        job()
+        """Resample ``data`` and write the result into ``tensor``'s content rectangle."""
+        target = self.input.direct_region(tensor, self.rows, self.columns)
+        rgb = self.rgb if target is None else target
+        last = self.gathered is None and not self.yuv
+        for plane, resized in zip(self.planes, self.resized, strict=True):
+            destination = rgb if last else resized
+            result = cv2.resize(plane.view(data), self.size, dst=destination, interpolation=cv2.INTER_LINEAR)
+            if not _written_in_place(result, destination):
+                np.copyto(destination, result.reshape(destination.shape))
+        if self.gathered is not None:
+            mixed = self.gathered if self.yuv else rgb
+            cv2.mixChannels(self.resized, [mixed], self.mix)
+        if self.matrix is not None:
+            source = self.gathered if self.gathered is not None else self.resized[0]
+            result = cv2.transform(source, self.matrix, dst=rgb)
+            if not _written_in_place(result, rgb):
+                np.copyto(rgb, result)
+        if target is None:
+            self.input.write_image(tensor, self.rows, self.columns, self.rgb)
 
 
 class CpuPreprocessor:
-    """numpy preprocessing into a reused input tensor; plans are built for the first frame of each layout.
+    """OpenCV preprocessing into a reused input tensor; plans are built for the first frame of each layout.
 
-    ``bands`` splits the output into horizontal bands converted independently; with a
-    ``runner`` that runs jobs on threads (numpy releases the GIL in its loops) they run in parallel.
+    ``threads`` is how many threads OpenCV may use for one frame (its own pool; 1 runs it on the
+    calling thread). OpenCV's thread count is process-wide: each run sets it when it differs.
     """
 
     name = "cpu"
 
     def __init__(self, spec: TensorSpec, resize: str = "stretch", out: NDArray[Any] | None = None, *,
-                 bands: int = 1, runner: BandRunner = run_in_turn, release: Callable[[], None] | None = None) -> None:
-        if resize not in RESIZE_MODES:
-            raise PreprocessError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
-        if not 1 <= bands <= 64:
-            raise PreprocessError(f"bands must be 1..64, got {bands}")
+                 threads: int = 1) -> None:
+        self.input = ModelInput(spec, resize)
+        if not 1 <= threads <= MAX_THREADS:
+            raise PreprocessError(f"threads must be 1..{MAX_THREADS}, got {threads}")
         self.spec = spec
         self.resize = resize
-        self.target = InputTarget.from_spec(spec)
-        self.encoding = InputEncoding.from_spec(spec)
-        if out is None:
-            out = np.zeros(tuple(spec.shape), self.encoding.dtype)
-        elif out.shape != tuple(spec.shape) or out.dtype != self.encoding.dtype:
-            raise PreprocessError(f"output array is {out.shape} {out.dtype}, the model input is "
-                                  f"{tuple(spec.shape)} {self.encoding.dtype}")
-        self.tensor: NDArray[Any] = out
-        self.bands = bands
-        self.runner = runner
-        self._release = release
+        self.target = self.input.target
+        self.encoding = self.input.encoding
+        self.tensor: NDArray[Any] = self.input.new_tensor() if out is None else self.input.check(out)
+        self.threads = threads
         self._layout: FrameLayout | None = None
-        self._geometry: InputGeometry | None = None
-        self._bands: list[_Band] = []
+        self._plan: _Plan | None = None
 
-    def geometry_for(self, layout: FrameLayout) -> InputGeometry:
-        """Where a frame of ``layout`` lands in the input."""
-        build = InputGeometry.letterbox if self.resize == "letterbox" else InputGeometry.stretch
-        return build(layout.width, layout.height, self.target.width, self.target.height)
-
-    def _prepare(self, layout: FrameLayout) -> InputGeometry:
-        if layout != self._layout or self._geometry is None:
-            geometry = self.geometry_for(layout)
-            edges = np.linspace(0, geometry.height, min(self.bands, geometry.height) + 1).round().astype(int)
-            self._bands = [_Band(layout, geometry, slice(int(a), int(b)), self.target, self.encoding)
-                           for a, b in pairwise(edges)]
-            self._layout, self._geometry = layout, geometry
-        return self._geometry
-
-    def output(self, out: NDArray[Any] | None) -> NDArray[Any]:
-        """``out``, checked against the model input, or the preprocessor's own tensor."""
-        if out is None:
-            return self.tensor
-        if out.shape != self.tensor.shape or out.dtype != self.tensor.dtype:
-            raise PreprocessError(f"output array is {out.shape} {out.dtype}, the model input is "
-                                  f"{self.tensor.shape} {self.tensor.dtype}")
-        return out
-
-    def pad(self, geometry: InputGeometry, tensor: NDArray[Any]) -> None:
-        """Fill the letterbox bands around the frame's rectangle with the padding value."""
-        if geometry.is_identity:
-            return
-        value = self.encoding.encode(LETTERBOX_PAD)
-        bottom, right = geometry.top + geometry.height, geometry.left + geometry.width
-        for channel in range(3):
-            plane = self.target.channel(tensor, channel)
-            plane[:geometry.top] = value
-            plane[bottom:] = value
-            plane[geometry.top:bottom, :geometry.left] = value
-            plane[geometry.top:bottom, right:] = value
+    def _prepare(self, layout: FrameLayout) -> _Plan:
+        if layout != self._layout or self._plan is None:
+            self._plan = _Plan(layout, self.input.geometry_for(layout), self.input)
+            self._layout = layout
+        return self._plan
 
     def run(self, frame: FrameBuffer, out: NDArray[Any] | None = None) -> InputGeometry:
         """Convert ``frame`` into ``out`` (default :attr:`tensor`); returns where the frame landed."""
-        tensor = self.output(out)
-        geometry = self._prepare(frame.layout)
+        tensor = self.tensor if out is None else self.input.check(out)
+        plan = self._prepare(frame.layout)
         data = frame.data
         if data.dtype != np.uint8 or data.ndim != 1 or len(data) < frame.layout.end:
             raise PreprocessError(f"frame buffer of {len(data)} bytes is smaller than its layout "
                                   f"({frame.layout.end} bytes)")
-        self.pad(geometry, tensor)
-        if len(self._bands) == 1:
-            self._bands[0].convert(data, tensor)
-        else:
-            self.runner([partial(band.convert, data, tensor) for band in self._bands])
-        return geometry
+        if cv2.getNumThreads() != self.threads:
+            cv2.setNumThreads(self.threads)
+        self.input.pad(plan.geometry, tensor)
+        plan.convert(data, tensor)
+        return plan.geometry
 
     def convert_array(self, data: NDArray[np.uint8], layout: FrameLayout,
                       out: NDArray[Any] | None = None) -> InputGeometry:
@@ -557,10 +186,7 @@ class CpuPreprocessor:
         return self.run(_ArrayFrame(layout, np.ascontiguousarray(data).reshape(-1)), out)
 
     def close(self) -> None:
-        """Release what the runner holds (its threads), if anything."""
-        release, self._release = self._release, None
-        if release is not None:
-            release()
+        """Nothing to release: OpenCV's threads belong to the process."""
 
 
 @dataclass(frozen=True)

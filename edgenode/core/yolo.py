@@ -37,7 +37,7 @@ from edgenode.core.model_layout import (
     Layout,
     dfl_strides,
 )
-from edgenode.core.nms import nms, nms_signed, top_candidates
+from edgenode.core.nms import descending, nms_sorted, top_candidates
 
 
 class YoloDecoder:
@@ -100,17 +100,25 @@ class YoloDecoder:
                 raw_scores = best.take(candidates)
             if params.class_aware:
                 local = _best_class(block, candidates)
+        # Candidates in NMS order from here on (descending score, ties in anchor order): the
+        # greedy pass then reads them in place, and its positions index every candidate array.
+        order = descending(raw_scores)
+        candidates, raw_scores = candidates.take(order), raw_scores.take(order)
+        if scores is not None:
+            scores = scores.take(order)
+        if local is not None:
+            local = local.take(order)
         nms_classes = None
         if params.class_aware and local is not None:
             nms_classes = local if self._class_ids is None else self._class_ids[local]
         if self._dfl is None:
             # Corner rows, then signed rows x1, y1, -x2, -y2 for the NMS, in one product.
             corners = _XYWH_TO_CORNERS_AND_SIGNED.dot(self._boxes.dequantize(boxes_view[:4].take(candidates, axis=1)))
-            keep = nms_signed(corners[4:], raw_scores, params.iou, params.max_boxes, nms_classes)
-            boxes = corners[:4].take(keep, axis=1).T
+            keep = nms_sorted(corners[4:], params.iou, params.max_boxes, nms_classes)
+            boxes = corners[:4].T[keep]
         else:
             boxes = _dfl_boxes(self._boxes.dequantize(boxes_view[:, candidates]), self._dfl, candidates)
-            keep = nms(boxes, raw_scores, params.iou, params.max_boxes, nms_classes)
+            keep = nms_sorted(_signed(boxes), params.iou, params.max_boxes, nms_classes)
             boxes = boxes[keep]
         boxes = normalise_boxes(boxes, self.layout)
         # Classes and real scores are only needed for the kept boxes (unless already known).
@@ -148,6 +156,13 @@ class YoloDecoder:
 
 # (4, K) x, y, w, h -> rows x1, y1, x2, y2, then x1, y1, -x2, -y2 (each one rounding, as xywh_to_xyxy).
 _XYWH_TO_CORNERS_AND_SIGNED = np.vstack((XYWH_TO_XYXY, XYWH_TO_XYXY * np.array([[1], [1], [-1], [-1]], np.float32)))
+
+
+def _signed(boxes: NDArray[np.float32]) -> NDArray[np.float32]:
+    """(K, 4) x1, y1, x2, y2 -> (4, K) float32 signed rows x1, y1, -x2, -y2."""
+    signed: NDArray[np.float32] = boxes.T.astype(np.float32)
+    np.negative(signed[2:], out=signed[2:])
+    return signed
 
 
 def _best_class(block: np.ndarray, candidates: NDArray[np.intp]) -> NDArray[np.intp]:

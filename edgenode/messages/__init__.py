@@ -27,7 +27,7 @@ from edgenode.messages.foxglove_msgs import (
     PointsAnnotation,
     TextAnnotation,
 )
-from edgenode.messages.sensor_msgs import CameraInfo, RegionOfInterest
+from edgenode.messages.sensor_msgs import CameraInfo, CompressedImage, RegionOfInterest
 from edgenode.messages.std_msgs import Header
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "CdrError",
     "CircleAnnotation",
     "Color",
+    "CompressedImage",
     "Detect",
     "DmaBuffer",
     "Duration",

@@ -11,10 +11,12 @@ edgefirst-schemas') to the byte: the parity tests encode every type both ways.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 from pycdr2 import IdlStruct
 from pycdr2._type_helper import Annotated, get_args, get_origin
 from pycdr2._type_normalize import get_extended_type_hints
@@ -267,3 +269,78 @@ def write(message: IdlStruct, size_hint: int = 256) -> bytes:
     out = bytearray(HEADER)
     compiled(type(message))(out, message)
     return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Many elements of one fixed layout at once: the per-box parts of the per-frame messages
+# --------------------------------------------------------------------------------------------
+#
+# A frame's boxes share a layout but for their strings. Each element is laid out as one row of a
+# numpy template at its widest (every string at the longest length in the frame); a mask drops
+# each row's unused string bytes and ``template[mask]`` is the elements' CDR, in order, in one
+# call. Valid where the elements' alignment does not depend on their string lengths: the
+# callers check the offsets they rely on (and the tests hold the result to pycdr2's bytes).
+
+
+def pad_to(out: bytearray, alignment: int) -> None:
+    """Pad ``out`` (CDR header included) to ``alignment`` from the start of the CDR body."""
+    _pad(out, alignment)
+
+
+_STRINGS_KEPT = 4096
+STRING_BLOCKS: dict[int, dict[str, bytes]] = {4: {}, 8: {}}
+"""Cached CDR string blocks per alignment unit (see :func:`counted_strings`)."""
+
+
+def _counted(text: str, unit: int) -> bytes:
+    data = text.encode()
+    size = len(data) + 1
+    return _U32.pack(size) + data + bytes(-(-(size + 4) // unit) * unit - 4 - len(data))
+
+
+def counted_string(text: str, unit: int) -> bytes:
+    """One block of :func:`counted_strings` (cached the same way)."""
+    cache = STRING_BLOCKS[unit]
+    block = cache.get(text)
+    if block is None:
+        if len(cache) >= _STRINGS_KEPT:
+            cache.clear()
+        block = cache[text] = _counted(text, unit)
+    return block
+
+
+def counted_strings(texts: Sequence[str], unit: int) -> tuple[np.ndarray, list[int]]:
+    """CDR strings of ``texts`` as blocks that start ``unit``-aligned: the u32 length (NUL included),
+    the UTF-8 bytes, the NUL, zeros to the next ``unit`` boundary. One row per text (an
+    ``(n, widest)`` uint8 array, shorter blocks zero-filled) and the bytes each row's block takes.
+
+    Blocks are cached (labels and track ids recur from frame to frame; emptied at 4096 entries).
+    """
+    cache = STRING_BLOCKS[unit]
+    looked_up = list(map(cache.get, texts))
+    if None in looked_up:
+        if len(cache) >= _STRINGS_KEPT:
+            cache.clear()
+        looked_up = [cache.setdefault(text, _counted(text, unit)) for text in texts]
+    found = cast("list[bytes]", looked_up)
+    used = list(map(len, found))
+    widest = max(used)
+    if min(used) < widest:
+        found = list(map(bytes.ljust, found, repeat(widest, len(found)), repeat(b"\0", len(found))))
+    return np.frombuffer(b"".join(found), np.uint8).reshape(len(found), widest), used
+
+
+def ragged_rows(template: np.ndarray, spans: list[tuple[int, Sequence[int]]], width: list[int]) -> np.ndarray:
+    """The rows of ``template`` concatenated, each without the unused tail of its string columns.
+
+    ``spans`` holds, per string, its first column and how many columns each row uses;
+    ``width`` how many columns the template gives that string (one call when every row uses them all).
+    """
+    ragged = [(first, used, span) for (first, used), span in zip(spans, width, strict=True) if min(used) < span]
+    if not ragged:
+        return template.reshape(-1)
+    keep = np.ones(template.shape[:2], bool)
+    for first, used, span in ragged:
+        keep[:, first:first + span] = np.arange(span) < np.array(used)[:, None]
+    result: np.ndarray = template[keep]
+    return result

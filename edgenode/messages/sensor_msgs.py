@@ -1,4 +1,4 @@
-"""sensor_msgs: CameraInfo (edgenode reads its width and height)."""
+"""sensor_msgs: CameraInfo (edgenode reads its width and height) and CompressedImage (the camera's JPEG)."""
 
 
 from dataclasses import dataclass, field
@@ -35,3 +35,12 @@ class CameraInfo(IdlStruct, typename="sensor_msgs.msg.CameraInfo"):
     binning_x: uint32 = 0
     binning_y: uint32 = 0
     roi: RegionOfInterest = field(default_factory=RegionOfInterest)
+
+
+@dataclass
+class CompressedImage(IdlStruct, typename="sensor_msgs.msg.CompressedImage"):
+    """An encoded image: ``format`` names the codec ("jpeg"), ``data`` holds the file bytes."""
+
+    header: Header = field(default_factory=Header)
+    format: str = ""
+    data: bytes = b""

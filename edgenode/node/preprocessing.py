@@ -1,14 +1,11 @@
-"""Choose the preprocessor: G2D when asked or available (``--preprocess auto|g2d|cpu``), else numpy on the CPU.
+"""Choose the preprocessor: G2D when asked or available (``--preprocess auto|g2d|cpu``), else OpenCV on the CPU.
 
-The numpy path converts the frame in two horizontal bands, the second on a helper thread
-(numpy releases the GIL inside its loops), when it has a second core the model is not using.
+The CPU path lets OpenCV use a second thread when it has a second core the model is not using.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edgenode.adapters.g2d import LIBRARY, G2DPreprocessor, G2DUnavailable
@@ -18,35 +15,10 @@ from edgenode.core.tensors import TensorSpec
 from edgenode.logs import get_logger
 
 
-class BandThreads:
-    """Runs a frame's bands: the calling thread takes the first, ``helpers`` pool threads the rest."""
-
-    def __init__(self, helpers: int) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="edgenode-preprocess")
-
-    def __call__(self, jobs: list[Callable[[], None]]) -> None:
-        pending = [self.pool.submit(job) for job in jobs[1:]]
-        try:
-            jobs[0]()
-        finally:
-            for future in pending:
-                future.result()
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-
-
 def cpu_preprocessor(spec: TensorSpec, resize: str, cores: int | None = None) -> CpuPreprocessor:
-    """The numpy preprocessor, on two bands (one helper thread) when there are cores to spare."""
+    """The OpenCV preprocessor, on two threads when there are cores to spare (``cores``: those free for it)."""
     cores = (os.cpu_count() or 1) if cores is None else cores
-    if cores < 2:
-        return CpuPreprocessor(spec, resize)
-    threads = BandThreads(1)
-    try:
-        return CpuPreprocessor(spec, resize, bands=2, runner=threads, release=threads.close)
-    except BaseException:
-        threads.close()
-        raise
+    return CpuPreprocessor(spec, resize, threads=2 if cores >= 2 else 1)
 
 
 def build_preprocessor(settings: PreprocessSettings, spec: TensorSpec, *, library: str = LIBRARY,

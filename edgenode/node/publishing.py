@@ -17,16 +17,18 @@ from numpy.typing import NDArray
 
 from edgenode.adapters.zenoh_bus import Publication, ZenohBus
 from edgenode.config import NodeConfig
-from edgenode.core.annotations import frame_annotations, loading_annotations
+from edgenode.core.annotations import boxes_and_annotations_cdr, frame_annotations_cdr, loading_annotations
 from edgenode.core.outbound import (
+    NO_BOXES,
     FrameResult,
     ModelInfoTemplate,
-    boxes,
-    detect_message,
+    box_sequence,
+    detect_cdr,
     empty_detect,
     empty_mask,
     instance_masks,
-    model_message,
+    mask_cdr,
+    model_cdr,
 )
 from edgenode.core.semantic_masks import compressed, mask_message, slice_classes
 from edgenode.messages import (
@@ -82,7 +84,7 @@ class Publishers:
     def _publish_mask(self, mask: NDArray[np.uint8]) -> None:
         message = mask_message(slice_classes(mask, self.mask_classes))
         if self.mask is not None:
-            self.mask.put(encode(message))
+            self.mask.put(mask_cdr(message))
         if self._compress_worker is not None:
             self._compress_worker.submit(message)
 
@@ -91,7 +93,7 @@ class Publishers:
             self._compressor = zstandard.ZstdCompressor(level=self._compressor_level)
         packed = compressed(message, self._compressor)
         assert self.mask_compressed is not None
-        self.mask_compressed.put(encode(packed))
+        self.mask_compressed.put(mask_cdr(packed))
 
     # -- per frame ---------------------------------------------------------------------------
     def frame(self, result: FrameResult, info: ModelInfoTemplate, *, has_boxes: bool, status: str,
@@ -100,18 +102,24 @@ class Publishers:
         detections = result.detections
         if detections.semantic_mask is not None and self._mask_worker is not None:
             self._mask_worker.submit(detections.semantic_mask)
-        box_list = boxes(result) if has_boxes and (self.detect or self.output) else None
+        box_cdr, visual_cdr = NO_BOXES, b""
+        if has_boxes and self.visual is not None and (self.detect or self.output):  # one pass over the boxes
+            box_cdr, visual_cdr = boxes_and_annotations_cdr(result, status=status, label_mode=self.label_mode,
+                                                            width=size.width, height=size.height)
+        elif has_boxes and self.visual is not None:
+            visual_cdr = frame_annotations_cdr(result, status=status, label_mode=self.label_mode, width=size.width,
+                                               height=size.height)
+        elif has_boxes and (self.detect or self.output):
+            box_cdr = box_sequence(result)
         if has_boxes and self.detect is not None:
-            self.detect.put(encode(detect_message(result, box_list)))
+            self.detect.put(detect_cdr(result, box_cdr))
         if has_boxes and self.visual is not None:
-            self.visual.put(encode(frame_annotations(result, status=status, label_mode=self.label_mode,
-                                                     width=size.width, height=size.height)))
+            self.visual.put(visual_cdr)
         if self.output is not None:
             masks = instance_masks(detections)
             if detections.semantic_mask is not None:
                 masks.append(mask_message(detections.semantic_mask))
-            message = model_message(result, masks, box_list or [])
-            self.output.put(encode(message))
+            self.output.put(model_cdr(result, masks, box_cdr))
         if self.info is not None:
             self.info.put(info.encode_at(result.header.stamp))
 

@@ -98,6 +98,7 @@ def test_publish_and_subscribe_latest_between_two_sessions() -> None:
             assert received is not None, "no sample arrived"
             assert m.decode(m.Detect, received.payload) == message
             assert received.encoding == "application/cdr;edgefirst_msgs/msg/Detect"
+            assert received.key == "rt/test/detect"
             burst_publication = talker.publication("rt/test/burst", m.schema_name(m.Detect))
             for index in range(5):  # several arrive before the loop reads: only the newest is kept
                 burst_publication.put(m.encode(m.Detect(m.Header(m.Time(index, 0)))))
@@ -169,7 +170,7 @@ def test_payloads_over_the_limit_are_counted_not_copied() -> None:
         listener = ZenohBus.open(isolated(port, listen=(endpoint,)))
         talker = ZenohBus.open(isolated(port, connect=(endpoint,)))
         try:
-            slot = listener.subscribe_latest("rt/test/big", loop, max_bytes=1000)
+            slot = listener.subscribe_latest("rt/test/**", loop, max_bytes=1000)
             publication = talker.publication("rt/test/big", "x")
             received = None
             for _ in range(100):
@@ -178,6 +179,7 @@ def test_payloads_over_the_limit_are_counted_not_copied() -> None:
                 if received is not None:
                     break
             assert received is not None and received.payload == b"" and received.oversize == 5000
+            assert received.key == "rt/test/big"  # the sample's own key, under a wildcard subscription
         finally:
             talker.close()
             listener.close()

@@ -70,7 +70,8 @@ def test_scene_drawn_in_every_format_matches_the_rgb_render(fmt: PixelFormat) ->
     if fmt is GREY:
         expected = np.repeat(np.rint(expected @ [0.2126, 0.7152, 0.0722])[..., None], 3, axis=2).astype(int)
     error = np.abs(got - expected)
-    assert error.mean() < 1.0 and np.median(error) <= 1
+    # Chroma is interpolated between chroma samples (centred siting), so colour edges blur by a pixel.
+    assert error.mean() < 1.5 and np.median(error) <= 1
     for item in objects:  # inside each rectangle the colour is exact to YUV rounding
         x1, y1, x2, y2 = item.box
         if fmt is not GREY:
@@ -241,11 +242,10 @@ def test_sigterm_stops_the_simulator_cleanly(tmp_path: Path) -> None:
                                "--listen", f"tcp/127.0.0.1:{free_port()}", "--no-multicast-scouting"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert camera.stderr is not None
-    started = [camera.stderr.readline()]
-    while started[-1] and "publishing" not in started[-1]:  # up: the signal handlers are set
-        started.append(camera.stderr.readline())
+    line = "-"
+    while line and "publishing" not in line:  # running, its handler set, once it says so (or EOF: it died)
+        line = camera.stderr.readline()
     camera.send_signal(signal.SIGTERM)
     _, errors = camera.communicate(timeout=scaled(10))
-    errors = "".join(started) + errors
     assert camera.returncode == 0, errors
     assert "stopped after" in errors

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import edgenode.messages as m
+from edgenode.core import annotations, outbound
+from edgenode.core.annotations import boxes_and_annotations_cdr, frame_annotations, frame_annotations_cdr
+from edgenode.core.detections import Detections
+from edgenode.core.outbound import (
+    FrameResult,
+    StageTimes,
+    box_sequence,
+    detect_cdr,
+    detect_message,
+    mask_cdr,
+    model_cdr,
+    model_message,
+)
 from edgenode.messages.cdr import encode, encode_with_pycdr2
 from edgenode.messages.edgefirst_msgs import DTYPE_TO_LEGACY_TYPE
 from tests.helpers.fixed_arrays_message import FixedArrays
@@ -152,6 +167,11 @@ CASES: dict[str, tuple[Any, Callable[[Any], Any], Any]] = {
                                                     c.roi.do_rectify)),
         rs.CameraInfo,
     ),
+    "CompressedImage": (
+        st.builds(m.CompressedImage, headers, text, blob),
+        lambda c: rs.CompressedImage(r_header(c.header), c.format, c.data),
+        rs.CompressedImage,
+    ),
     "Track": (tracks, lambda t: re_.Track(t.id, t.lifetime, r_time(t.created)), re_.Track),
     "Detect": (
         st.builds(m.Detect, headers, times, times, times, st.lists(boxes, **small)),
@@ -274,3 +294,107 @@ def test_fixed_arrays_of_structs_and_strings_match_pycdr2() -> None:
 def test_fixed_arrays_of_the_wrong_length_are_refused(stamps: list[m.Time], names: list[str], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         encode(FixedArrays(stamps, names))
+
+
+# -- the per-frame messages built straight to CDR, every box at once (what the node publishes) --
+
+@dataclass(frozen=True)
+class _Track:
+    id: str
+    lifetime: int
+    created_ns: int
+
+
+_NANOS = 1_000_000_000
+unit_f32 = st.floats(-2.0, 2.0, width=32)
+stamp_ns = st.integers(-(2**31) * _NANOS, (2**31 - 1) * _NANOS + _NANOS - 1)
+ascii_ids = st.text("0123456789abcdef-", min_size=0, max_size=40)
+box_tracks = st.one_of(st.none(), st.builds(_Track, st.one_of(ascii_ids, text), i32, stamp_ns))
+
+
+@st.composite
+def frame_results(draw: st.DrawFn, max_boxes: int = 8) -> FrameResult:
+    count = draw(st.integers(0, max_boxes))
+    boxes = np.array(draw(st.lists(st.tuples(unit_f32, unit_f32, unit_f32, unit_f32), min_size=count,
+                                   max_size=count)), np.float32).reshape(count, 4)
+    scores = np.array(draw(st.lists(f32, min_size=count, max_size=count)), np.float32)
+    classes = np.array(draw(st.lists(st.integers(0, 1000), min_size=count, max_size=count)), np.int32)
+    labels = draw(st.lists(st.one_of(st.sampled_from(["person", "car", "Normal", "Fall"]), text), min_size=count,
+                           max_size=count))
+    tracks = draw(st.one_of(st.none(), st.lists(box_tracks, min_size=count, max_size=count)))
+    times = StageTimes(*(draw(st.integers(0, 2**30 * _NANOS)) for _ in range(5)))  # decode + track fit int32 s
+    return FrameResult(draw(headers), Detections(boxes, scores, classes), labels, tracks, times)
+
+
+FRAME_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]  # the fixture only picks a packing
+
+
+@pytest.fixture(params=["box by box", "all boxes at once"])
+def packing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the per-frame encoders lay out boxes: in Python for small frames, with numpy for big ones."""
+    small = 10**6 if request.param == "box by box" else -1
+    monkeypatch.setattr(outbound, "SMALL_FRAME", small)
+    monkeypatch.setattr(annotations, "SMALL_FRAME", small)
+    return str(request.param)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FRAME_CHECKS)
+@given(frame_results(), st.lists(masks, max_size=3))
+def test_frame_detect_and_model_match_the_message_encoders(packing: str, result: FrameResult,
+                                                          mask_list: list[m.Mask]) -> None:
+    detect = detect_message(result)
+    boxes_cdr = box_sequence(result)
+    assert detect_cdr(result, boxes_cdr) == detect_cdr(result) == encode(detect) == encode_with_pycdr2(detect)
+    assert detect_cdr(result) == re_.Detect(r_header(detect.header), r_time(detect.input_timestamp),
+                                            r_time(detect.model_time), r_time(detect.output_time),
+                                            [r_box(b) for b in detect.boxes]).to_bytes()
+    model = model_message(result, mask_list)
+    assert model_cdr(result, mask_list, boxes_cdr) == encode(model) == encode_with_pycdr2(model)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FRAME_CHECKS)
+@given(frame_results(), st.sampled_from(["label", "score", "label-score", "index", "track"]), text,
+       st.tuples(st.floats(1.0, 8192.0), st.floats(1.0, 8192.0)))
+def test_frame_annotations_match_the_message_encoders(packing: str, result: FrameResult, mode: str, status: str,
+                                                      size: tuple[float, float]) -> None:
+    width, height = size
+    message = frame_annotations(result, status=status, label_mode=mode, width=width, height=height)
+    ours = frame_annotations_cdr(result, status=status, label_mode=mode, width=width, height=height)
+    assert ours == encode(message) == encode_with_pycdr2(message)
+    assert boxes_and_annotations_cdr(result, status=status, label_mode=mode, width=width, height=height) == (
+        box_sequence(result), ours)
+    assert ours == rf.ImageAnnotation(circles=[], points=[r_points(p) for p in message.points],
+                                      texts=[r_text(t) for t in message.texts]).to_bytes()
+
+
+@pytest.mark.parametrize("count", [1, 50, 300, 1500])
+def test_busy_frames_with_ragged_labels_and_ids(packing: str, count: int) -> None:
+    rng = np.random.default_rng(count)
+    xy = rng.uniform(0, 0.9, (count, 2)).astype(np.float32)
+    labels = [["person", "car", "bicycle", "é", ""][i % 5] for i in range(count)]
+    tracks = [None if i % 7 == 0 else _Track(f"{i:08x}-0000-4000-8000-{i:012x}"[: 36 - i % 3], i, i * 33_000_000)
+              for i in range(count)]
+    result = FrameResult(m.Header(m.Time(1_700_000_000, 5), "camera"),
+                         Detections(np.concatenate([xy, xy + 0.1], axis=1), rng.uniform(0, 1, count).astype(np.float32),
+                                    np.arange(count, dtype=np.int32)), labels, tracks, StageTimes(1, 2, 3, 4, 5))
+    assert detect_cdr(result) == encode(detect_message(result))
+    for mode in ("label", "track", "label-score"):
+        expected = encode(frame_annotations(result, status="m.tflite", label_mode=mode, width=1920, height=1080))
+        assert frame_annotations_cdr(result, status="m.tflite", label_mode=mode, width=1920, height=1080) == expected
+        assert boxes_and_annotations_cdr(result, status="m.tflite", label_mode=mode, width=1920, height=1080) == (
+            box_sequence(result), expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(masks)
+def test_mask_written_directly_matches_the_message_encoder(mask: m.Mask) -> None:
+    assert mask_cdr(mask) == encode(mask) == re_.Mask(mask.height, mask.width, mask.length, mask.encoding, mask.mask,
+                                                      mask.boxed).to_bytes()
+
+
+def test_times_beyond_int32_seconds_are_refused(packing: str) -> None:
+    result = FrameResult(m.Header(m.Time(1, 2), ""), Detections(np.zeros((1, 4), np.float32),
+                                                               np.zeros(1, np.float32), np.zeros(1, np.int32)),
+                         ["a"], [_Track("x", 1, 2**31 * _NANOS)], StageTimes())
+    with pytest.raises(ValueError, match="int32"):
+        box_sequence(result)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -32,17 +30,16 @@ def reference_yuv709_to_rgb(y: NDArray[np.float64], u: NDArray[np.float64],
 
 def reference_planes(data: NDArray[np.uint8], fmt: PixelFormat, width: int, height: int,
                      stride: int) -> list[NDArray[np.float64]]:
-    """Full-resolution channel planes of a frame, chroma repeated over the pixels that share it."""
+    """The frame's channel planes, each at its own resolution (4:2:x chroma subsampled)."""
     rows = [data[r * stride:r * stride + width * max(fmt.bytes_per_pixel, 1)] for r in range(height)]
     image = np.array(rows, dtype=np.float64)
     if fmt in (YUYV, UYVY):
         y0, u0, v0 = (0, 1, 3) if fmt is YUYV else (1, 0, 2)
-        return [image[:, y0::2], np.repeat(image[:, u0::4], 2, axis=1), np.repeat(image[:, v0::4], 2, axis=1)]
+        return [image[:, y0::2], image[:, u0::4], image[:, v0::4]]
     if fmt is NV12:
         chroma = np.array([data[(height + r) * stride:(height + r) * stride + width] for r in range(height // 2)],
                           dtype=np.float64)
-        u, v = (np.repeat(np.repeat(chroma[:, c::2], 2, axis=0), 2, axis=1) for c in (0, 1))
-        return [image, u, v]
+        return [image, chroma[:, 0::2], chroma[:, 1::2]]
     if fmt is RGB:
         return [image[:, c::3] for c in range(3)]
     if fmt in (RGBA, BGRA):
@@ -69,7 +66,8 @@ def reference_bilinear(plane: NDArray[np.float64], out_h: int, out_w: int) -> ND
 
 def reference_input(data: NDArray[np.uint8], fmt: PixelFormat, width: int, height: int, stride: int,  # noqa: PLR0917
                     geometry: InputGeometry) -> NDArray[np.float64]:
-    """The model input (H, W, 3), 0..255 float, padding 114."""
+    """The model input (H, W, 3), 0..255 float, padding 114: every plane resized at its own resolution
+    (chroma sited at the centre of the pixels sharing it), then converted."""
     planes = [reference_bilinear(p, geometry.height, geometry.width)
               for p in reference_planes(data, fmt, width, height, stride)]
     if fmt.colour == "yuv":
@@ -126,6 +124,11 @@ def as_pixels(tensor: NDArray[np.generic], encoding: InputEncoding) -> NDArray[n
 
 # --- tests --------------------------------------------------------------------------------------
 
+# Largest and mean error against the float64 reference, in 0..255 levels. RGB and grey are rounded
+# once (resize); YUV planes are rounded to 8 bits after the resize and again after the colour
+# matrix, which scales the chroma rounding by up to 2.1 (B = ... + 2.11 (U - 128)).
+TOLERANCE = {"rgb": (1.0, 0.3), "grey": (1.0, 0.3), "yuv": (3.0, 0.6)}
+
 SIZES = [
     ((1920, 1080), (1, 640, 640, 3)),   # the camera case: 3:1 columns, 27:16 rows
     ((320, 240), (1, 64, 96, 3)),       # irregular ratios: the gather fallback
@@ -145,8 +148,9 @@ def test_every_format_matches_the_reference(fmt: PixelFormat, resize: str, frame
     geometry = pre.convert_array(data, layout)
     expected = reference_input(data, fmt, width, height, stride, geometry)
     diff = np.abs(pre.tensor[0].astype(np.float64) - expected)
-    assert diff.max() <= 1.5, f"max error {diff.max():.2f} at {np.unravel_index(diff.argmax(), diff.shape)}"
-    assert diff.mean() < 0.35
+    worst, mean = TOLERANCE[fmt.colour]
+    assert diff.max() <= worst, f"max error {diff.max():.2f} at {np.unravel_index(diff.argmax(), diff.shape)}"
+    assert diff.mean() < mean
 
 
 @pytest.mark.parametrize(("dtype", "scale", "zero_point", "kind"), [
@@ -170,11 +174,11 @@ def test_input_dtypes_and_quantisation(dtype: type, scale: float, zero_point: in
     if kind == "table":
         quantised = np.clip(np.rint(np.rint(expected) / 255 / scale) + zero_point,
                             np.iinfo(dtype).min, np.iinfo(dtype).max)
-        assert np.abs(pre.tensor[0].astype(np.float64) - quantised).max() <= np.ceil(1 / 255 / scale) + 1
+        worst = np.ceil(TOLERANCE["yuv"][0] / 255 / scale) + 1
+        assert np.abs(pre.tensor[0].astype(np.float64) - quantised).max() <= worst
     else:
-        tolerance = 1.5 if kind != "float" else 1.0
         got = as_pixels(pre.tensor, pre.encoding)
-        assert np.abs(got - expected).max() <= tolerance
+        assert np.abs(got - expected).max() <= TOLERANCE["yuv"][0]
     if kind == "int8":  # the documented v-128
         assert pre.encoding.encode(114) == -14
 
@@ -249,25 +253,18 @@ def test_short_buffer_is_refused_before_reading() -> None:
 
 
 @pytest.mark.parametrize("fmt", [YUYV, NV12, RGBA], ids=["YUYV", "NV12", "RGBA"])
-@pytest.mark.parametrize("bands", [2, 3, 7])
-def test_bands_give_the_same_tensor(fmt: PixelFormat, bands: int) -> None:
-    data, stride = make_frame(fmt, 320, 240)
-    layout = describe_frame(fmt, 320, 240, stride, len(data))
-    whole = CpuPreprocessor(spec(np.int8, scale=1 / 255, zero_point=-128), "letterbox")
-    jobs: list[int] = []
-
-    def runner(work: list[Callable[[], None]]) -> None:
-        jobs.append(len(work))
-        for job in reversed(work):
-            job()
-
-    split = CpuPreprocessor(spec(np.int8, scale=1 / 255, zero_point=-128), "letterbox", bands=bands, runner=runner)
-    whole.convert_array(data, layout)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_the_same_tensor(fmt: PixelFormat, threads: int) -> None:
+    data, stride = make_frame(fmt, 1920, 1080)
+    layout = describe_frame(fmt, 1920, 1080, stride, len(data))
+    int8 = spec(np.int8, (1, 640, 640, 3), scale=1 / 255, zero_point=-128)
+    whole = CpuPreprocessor(int8, "letterbox")
+    split = CpuPreprocessor(int8, "letterbox", threads=threads)
     split.convert_array(data, layout)
+    whole.convert_array(data, layout)
     np.testing.assert_array_equal(split.tensor, whole.tensor)
-    assert jobs == [bands]
-    with pytest.raises(PreprocessError, match="bands"):
-        CpuPreprocessor(spec(np.uint8), bands=0)
+    with pytest.raises(PreprocessError, match="threads"):
+        CpuPreprocessor(spec(np.uint8), threads=0)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.float32])

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TextIO
 from edgenode.config import ZENOH_MODES, ConfigError, ZenohSettings
 from edgenode.core.pixels import FORMATS, FrameLayoutError, format_by_name
 from edgenode.logs import configure_logging, get_logger
-from edgenode.messages import CameraFrame, CameraInfo, DmaBuffer, schema_name
+from edgenode.messages import CameraFrame, CameraInfo, CompressedImage, DmaBuffer, schema_name
 from edgenode.tools.camera.scene import PALETTE, SyntheticScene
 from edgenode.tools.camera.simulator import CameraSettings, CameraSimulator
 from edgenode.tools.camera.sources import FrameSource, ImageSource, SceneSource, SourceError, VideoSource
@@ -42,7 +42,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edgenode-camera",
                      description="Camera simulator: publishes frames in shared buffers (memfd or /dev/dma_heap) "
-                                 "as edgefirst_msgs/DmaBuffer (or CameraFrame) plus sensor_msgs/CameraInfo.")
+                                 "as edgefirst_msgs/DmaBuffer (or CameraFrame), plus sensor_msgs/CameraInfo and "
+                                 "JPEG frames (sensor_msgs/CompressedImage).")
     add = parser.add_argument
     add("--topic", default="rt/camera/dma", metavar="KEY", help="frame topic [default rt/camera/dma]")
     add("--info-topic", default="rt/camera/info", metavar="KEY",
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--frame-id", default="camera", help="header frame_id [default camera]")
     add("--heap", default="system", help="/dev/dma_heap heap to allocate from when present (else memfd) "
                                          "[default system]")
+    add("--jpeg-topic", default="rt/camera/jpeg", metavar="KEY",
+        help="where JPEG frames go (sensor_msgs/CompressedImage), empty to disable [default rt/camera/jpeg]")
+    add("--jpeg-fps", default=10.0, type=float, help="JPEG frames per second, 0 = none [default 10]")
+    add("--jpeg-quality", default=80, type=int, metavar="Q", help="JPEG quality 1..100 [default 80]")
     source = parser.add_argument_group("source (default: the synthetic scene)")
     source.add_argument("--images", nargs="+", type=Path, metavar="FILE",
                         help="still images shown in turn (PPM/PGM/.npy; PNG/JPEG with Pillow)")
@@ -82,7 +87,8 @@ def settings_from(args: argparse.Namespace) -> tuple[CameraSettings, ZenohSettin
         width, height = args.size
         camera = CameraSettings(topic=args.topic, info_topic=args.info_topic, format=fmt, width=width,
                                 height=height, fps=args.fps, frames=args.frames, ring=args.ring,
-                                camera_frame=args.camera_frame, frame_id=args.frame_id, heap=args.heap)
+                                camera_frame=args.camera_frame, frame_id=args.frame_id, heap=args.heap,
+                                jpeg_topic=args.jpeg_topic, jpeg_fps=args.jpeg_fps, jpeg_quality=args.jpeg_quality)
         camera.layout()
         zenoh = ZenohSettings(mode=args.mode, connect=tuple(args.connect), listen=tuple(args.listen),
                               multicast_scouting=not args.no_multicast_scouting)
@@ -140,8 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = CameraFrame if camera.camera_frame else DmaBuffer
         frames = bus.publication(camera.topic, schema_name(kind))
         info = bus.publication(camera.info_topic, schema_name(CameraInfo)) if camera.info_topic else None
+        jpeg = (bus.publication(camera.jpeg_topic, schema_name(CompressedImage))
+                if camera.jpeg_topic and camera.jpeg_fps > 0 else None)
         truth = args.ground_truth.open("w", encoding="utf-8") if args.ground_truth else None
-        simulator = CameraSimulator(camera, source, frames.put, info.put if info else None, truth)
+        simulator = CameraSimulator(camera, source, frames.put, info.put if info else None, truth,
+                                    publish_jpeg=jpeg.put if jpeg else None)
         published = simulator.run(lambda: stop["now"])
         log.info(f"stopped after {published} frames ({simulator.late} times behind schedule)")
         return 0

@@ -3,6 +3,11 @@
 Frames live in a ring of ``ring`` shared buffers (memfd, or a dma-buf from ``/dev/dma_heap``),
 written round-robin: a published buffer is rewritten only after ``ring - 1`` newer frames, so a
 reader that finishes with a frame within that time never sees it torn.
+
+Like the EdgeFirst camera, it also publishes frames as JPEG (``sensor_msgs/CompressedImage``,
+format "jpeg", full frame size, the frame's own header) at a rate of their own, so viewers such as
+Foxglove Studio have a picture under the node's annotations. A thread of its own encodes them,
+newest frame first, so encoding never delays the frame clock.
 """
 
 from __future__ import annotations
@@ -14,10 +19,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import numpy as np
+import simplejpeg
+from numpy.typing import NDArray
+
 from edgenode.adapters.dma_heap import SharedBuffer
 from edgenode.core.pixels import NV12, YUYV, FrameLayout, PixelFormat, describe_frame
 from edgenode.logs import get_logger
-from edgenode.messages import CameraFrame, CameraInfo, DmaBuffer, Header, Tensor, TensorPlane, Time, encode
+from edgenode.messages import (
+    CameraFrame,
+    CameraInfo,
+    CompressedImage,
+    DmaBuffer,
+    Header,
+    Tensor,
+    TensorPlane,
+    Time,
+    encode,
+)
+from edgenode.node.background import NewestWorker
 from edgenode.tools.camera.scene import SceneObject
 from edgenode.tools.camera.sources import FrameSource
 
@@ -38,6 +58,9 @@ class CameraSettings:
     frame_id: str = "camera"
     info_interval: float = 1.0
     heap: str = "system"
+    jpeg_topic: str = "rt/camera/jpeg"
+    jpeg_fps: float = 10.0
+    jpeg_quality: int = 80
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= 10000:
@@ -48,6 +71,19 @@ class CameraSettings:
             raise ValueError(f"--frames must be 0 (forever) or more, got {self.frames}")
         if not self.topic:
             raise ValueError("--topic must not be empty")
+        if not 0 <= self.jpeg_fps <= 10000:
+            raise ValueError(f"--jpeg-fps must be 0 (off) to 10000, got {self.jpeg_fps:g}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"--jpeg-quality must be 1..100, got {self.jpeg_quality}")
+
+    def jpeg_due(self, index: int) -> bool:
+        """Whether frame ``index`` also goes out as JPEG: ``jpeg_fps`` of every ``fps`` frames, evenly spread."""
+        if not self.jpeg_topic or self.jpeg_fps <= 0:
+            return False
+        if self.jpeg_fps >= self.fps:
+            return True
+        ratio = self.jpeg_fps / self.fps
+        return index == 0 or int(index * ratio) != int((index - 1) * ratio)
 
     def layout(self) -> FrameLayout:
         """Dense frames of the chosen format and size (raises FrameLayoutError when they cannot be)."""
@@ -80,11 +116,19 @@ class FrameRing:
             buffer.close()
 
 
+def jpeg_message(rgb: NDArray[np.uint8], stamp_ns: int, frame_id: str, quality: int) -> bytes:
+    """``rgb`` as a CDR ``sensor_msgs/CompressedImage`` (format "jpeg", 4:2:0 chroma)."""
+    data = simplejpeg.encode_jpeg(np.ascontiguousarray(rgb), quality=quality, colorspace="RGB",
+                                  colorsubsampling="420", fastdct=True)
+    return encode(CompressedImage(Header(Time.from_nanos(stamp_ns), frame_id), "jpeg", bytes(data)))
+
+
 class CameraSimulator:
-    """Publishes ``source``'s frames through ``publish_frame`` / ``publish_info`` (CDR bytes)."""
+    """Publishes ``source``'s frames through ``publish_frame`` / ``publish_info`` / ``publish_jpeg`` (CDR bytes)."""
 
     def __init__(self, settings: CameraSettings, source: FrameSource, publish_frame: Callable[[bytes], None],
-                 publish_info: Callable[[bytes], None] | None = None, ground_truth: TextIO | None = None) -> None:
+                 publish_info: Callable[[bytes], None] | None = None, ground_truth: TextIO | None = None, *,
+                 publish_jpeg: Callable[[bytes], None] | None = None) -> None:
         self.settings = settings
         self.layout = settings.layout()
         self.source = source
@@ -96,6 +140,11 @@ class CameraSimulator:
         self.published = 0
         self.late = 0
         self._log: Any = get_logger("edgenode.camera")
+        self.jpeg: NewestWorker[tuple[NDArray[np.uint8], int]] | None = None
+        if publish_jpeg is not None and settings.jpeg_fps > 0:
+            def encode_and_publish(item: tuple[NDArray[np.uint8], int]) -> None:
+                publish_jpeg(jpeg_message(item[0], item[1], settings.frame_id, settings.jpeg_quality))
+            self.jpeg = NewestWorker("jpeg", encode_and_publish)  # newest frame first: never delays the frames
 
     def frame_message(self, slot: SharedBuffer, index: int, stamp_ns: int) -> bytes:
         """The DmaBuffer (or CameraFrame) naming ``slot``."""
@@ -131,6 +180,8 @@ class CameraSimulator:
             slot.end_write()
         self.publish_frame(self.frame_message(slot, index, stamp_ns))
         self.published += 1
+        if self.jpeg is not None and self.settings.jpeg_due(index):
+            self.jpeg.submit((self.source.rgb(index), stamp_ns))
         if self.ground_truth is not None and objects is not None:
             record = {"seq": index, "stamp_ns": stamp_ns, "width": self.settings.width,
                       "height": self.settings.height,
@@ -145,7 +196,8 @@ class CameraSimulator:
         s = self.settings
         period = 1.0 / s.fps
         self._log.info(f"publishing {s.format.name} {s.width}x{s.height} at {s.fps:g} fps on {s.topic} "
-                       f"({'CameraFrame' if s.camera_frame else 'DmaBuffer'}, {s.ring} {self.ring.kind} buffers)")
+                       f"({'CameraFrame' if s.camera_frame else 'DmaBuffer'}, {s.ring} {self.ring.kind} buffers)"
+                       + (f", JPEG at {min(s.jpeg_fps, s.fps):g} fps on {s.jpeg_topic}" if self.jpeg else ""))
         next_tick = time.monotonic()
         last_info = -float("inf")
         index = 0
@@ -166,5 +218,7 @@ class CameraSimulator:
         return self.published
 
     def close(self) -> None:
+        if self.jpeg is not None:
+            self.jpeg.close()
         self.source.close()
         self.ring.close()

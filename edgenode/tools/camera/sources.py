@@ -3,7 +3,8 @@
 Every source writes the next frame, already in the output pixel format, into a ring slot and
 returns the frame's ground-truth objects when it knows them. Still images are converted once;
 the synthetic scene draws its rectangles directly in the encoded bytes, so even 1080p YUYV at
-30 fps costs little more than a memory copy per frame.
+30 fps costs little more than a memory copy per frame. ``rgb`` gives the same frame as RGB
+(for the JPEG the simulator also publishes), without a colour conversion back from the frame.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class SourceError(ValueError):
 class FrameSource(Protocol):
     def write(self, index: int, out: NDArray[np.uint8]) -> list[SceneObject] | None:
         """Write frame ``index`` (encoded) into ``out`` (``(rows, row_bytes)``); its objects, if known."""
+        ...
+
+    def rgb(self, index: int) -> NDArray[np.uint8]:
+        """Frame ``index`` as RGB ``(height, width, 3)``; called right after ``write(index, ...)``."""
         ...
 
     def close(self) -> None: ...
@@ -96,7 +101,8 @@ class SceneSource:
 
     def __init__(self, scene: SyntheticScene, fmt: PixelFormat) -> None:
         self.scene, self.fmt = scene, fmt
-        self.background = encode_rgb(scene.background(), fmt)
+        self.background_rgb = scene.background()
+        self.background = encode_rgb(self.background_rgb, fmt)
         self._patches: dict[tuple[int, int, int], NDArray[np.uint8]] = {}
 
     def _patch(self, colour: tuple[int, int, int]) -> NDArray[np.uint8]:
@@ -124,6 +130,13 @@ class SceneSource:
                 region.reshape(region.shape[0], -1, group)[:] = patch[0]
         return objects
 
+    def rgb(self, index: int) -> NDArray[np.uint8]:
+        image: NDArray[np.uint8] = self.background_rgb.copy()
+        for item in self.scene.objects(index):
+            x1, y1, x2, y2 = item.box
+            image[y1:y2, x1:x2] = item.colour
+        return image
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -134,12 +147,16 @@ class ImageSource:
     def __init__(self, paths: list[Path], fmt: PixelFormat, width: int, height: int, hold: int = 1) -> None:
         if not paths:
             raise SourceError("no image files given")
-        self.frames = [encode_rgb(fit(read_image(path), width, height), fmt) for path in paths]
+        self.images = [fit(read_image(path), width, height) for path in paths]
+        self.frames = [encode_rgb(image, fmt) for image in self.images]
         self.hold = max(1, hold)
 
     def write(self, index: int, out: NDArray[np.uint8]) -> list[SceneObject] | None:
         np.copyto(out, self.frames[index // self.hold % len(self.frames)])
         return None
+
+    def rgb(self, index: int) -> NDArray[np.uint8]:
+        return self.images[index // self.hold % len(self.images)]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -158,6 +175,7 @@ class VideoSource:
         if not self.capture.isOpened():
             raise SourceError(f"cannot open video {path}")
         self.path, self.fmt, self.width, self.height = path, fmt, width, height
+        self.last_rgb = np.zeros((height, width, 3), np.uint8)
 
     def write(self, index: int, out: NDArray[np.uint8]) -> list[SceneObject] | None:
         ok, image = self.capture.read()
@@ -166,9 +184,12 @@ class VideoSource:
             ok, image = self.capture.read()
             if not ok:
                 raise SourceError(f"cannot read frames from {self.path}")
-        rgb = self._cv2.resize(image, (self.width, self.height))[..., ::-1]
-        np.copyto(out, encode_rgb(np.ascontiguousarray(rgb), self.fmt))
+        self.last_rgb = np.ascontiguousarray(self._cv2.resize(image, (self.width, self.height))[..., ::-1])
+        np.copyto(out, encode_rgb(self.last_rgb, self.fmt))
         return None
+
+    def rgb(self, index: int) -> NDArray[np.uint8]:
+        return self.last_rgb
 
     def close(self) -> None:
         self.capture.release()

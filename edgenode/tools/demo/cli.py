@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgenode.cli import default_cache_dir
+from edgenode.foxglove import LAYOUT
 from edgenode.tools.viewer import watch
 
 DEMO_MODEL_FILE = "edgenode-shapes-demo.tflite"
@@ -75,6 +77,20 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
     return int(process.returncode)
 
 
+def foxglove_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("foxglove", "mcap"))
+
+
+def start_bridge(port: int, camera_port: int, node_port: int, quiet: list[str]) -> subprocess.Popen[bytes]:
+    """edgenode-foxglove on ``port`` for the camera's and the node's topics; prints the address to open."""
+    bridge = subprocess.Popen([sys.executable, "-m", "edgenode.foxglove", "--port", str(port),
+                               "--connect", f"tcp/127.0.0.1:{camera_port}", "--connect", f"tcp/127.0.0.1:{node_port}",
+                               *quiet])
+    print(f"edgenode-demo: Foxglove Studio: open ws://127.0.0.1:{port} (Open connection, Foxglove WebSocket); "
+          f"layout: {LAYOUT}", flush=True)
+    return bridge
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edgenode-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="model to run instead of the built-in demo detector")
@@ -85,20 +101,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-track", action="store_true", help="do not track objects")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     parser.add_argument("--log-level", default="warning", help="node and camera log level [default warning]")
+    parser.add_argument("--foxglove", action="store_true",
+                        help="also run edgenode-foxglove and print the address to open in Foxglove Studio")
+    parser.add_argument("--foxglove-port", type=int, default=8765, help="its port, 0 for a free one [default 8765]")
     args = parser.parse_args(argv)
+    if args.foxglove and not foxglove_installed():
+        print("edgenode-demo: --foxglove needs the bridge's extra: pip install 'edgenode[foxglove]'", file=sys.stderr)
+        return 2
 
     model = args.model or demo_model(default_cache_dir(os.environ))
     camera_port, node_port = free_port(), free_port()
     quiet = ["--no-multicast-scouting", "--log-level", args.log_level]
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", args.size,
                                "--fps", str(args.fps), "--objects", str(args.objects),
+                               "--jpeg-fps", str(args.fps) if args.foxglove else "0",
                                "--listen", f"tcp/127.0.0.1:{camera_port}", *quiet])
     node_args = [sys.executable, "-m", "edgenode", "--model", str(model), "--connect",
                  f"tcp/127.0.0.1:{camera_port}", "--listen", f"tcp/127.0.0.1:{node_port}", "--log-format", "console",
                  *quiet]
     if not args.no_track:
         node_args.append("--track")
+    if args.foxglove:
+        node_args.append("--visualization")
     node = subprocess.Popen(node_args)
+    bridge = start_bridge(args.foxglove_port or free_port(), camera_port, node_port, quiet) if args.foxglove else None
     print(f"edgenode-demo: camera {args.size} at {args.fps:g} fps -> edgenode ({model.name}) -> this view; "
           "Ctrl-C stops", flush=True)
     view = argparse.Namespace(detect_topic="rt/model/boxes2d", info_topic="rt/model/info", frames=args.frames,
@@ -112,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 0
     finally:
         node_code, camera_code = stop(node), stop(camera)
+        if bridge is not None:
+            stop(bridge)
     if code != 0 and node_code not in (0, -signal.SIGTERM):
         print(f"edgenode-demo: the node exited with {node_code}", file=sys.stderr)
     elif code == 0 and args.frames:
