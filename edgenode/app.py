@@ -13,8 +13,8 @@ from edgenode.logs import configure_logging, get_logger
 from edgenode.node.compose import build_node
 from edgenode.node.lifecycle import StartupError
 
-# The CPU preprocessing views strided frame rows as bytes, which numpy allows from 1.23 (pyproject.toml says
-# the same). Yocto kirkstone ships 1.22: pip puts a newer numpy in the node's virtualenv.
+# The per-frame message encoders view strided arrays as bytes, which numpy allows from 1.23 (pyproject.toml
+# says the same). Yocto kirkstone ships 1.22: pip puts a newer numpy in the node's virtualenv.
 NUMPY_FLOOR = (1, 23)
 
 
