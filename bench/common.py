@@ -39,17 +39,32 @@ class Timing:
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> dict[str, Timing]:
-    """Time each contender ``repeats`` times, alternating between them so noise hits all alike."""
+    """Time each contender ``repeats`` times, alternating between them so noise hits all alike.
+
+    The order rotates every round, so that no contender always runs first: on these machines the
+    first of a round ran 3-10% slower than the same code in another slot (measured A/A, issue 17).
+    """
     for _ in range(warmup):
         for run in contenders.values():
             run()
     timings = {name: Timing(name) for name in contenders}
-    for _ in range(repeats):
-        for name, run in contenders.items():
+    entries = list(contenders.items())
+    for round_index in range(repeats):
+        shift = round_index % len(entries)
+        for name, run in entries[shift:] + entries[:shift]:
             start = time.perf_counter()
             run()
             timings[name].samples.append(time.perf_counter() - start)
     return timings
+
+
+def numpy_call() -> Callable[[], object]:
+    """A contender that makes one small numpy call (adding two 10-element float64 arrays): the unit
+    in which a benchmark can state what a native contender's time buys in numpy calls."""
+    import numpy as np
+
+    ten = np.zeros(10)
+    return lambda: ten + ten
 
 
 def cpu_model() -> str:

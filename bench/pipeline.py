@@ -1,6 +1,7 @@
 """End to end: camera simulator -> edgenode -> subscriber, against (a) the invoke loop and (b) the reference.
 
-``python bench/run.py pipeline [--seconds=S] [--rounds=N] [--models=DIR] [--threads=N] [--only=int8,f32]``
+``python bench/run.py pipeline [--seconds=S] [--rounds=N] [--models=DIR] [--threads=N] [--only=int8,f32]
+[--baseline=DIR] [--schedule=auto|serial|overlap]``
 
 Real processes on this machine, for each of the real ``yolov8s-fall`` models (int8 and float32):
 
@@ -12,7 +13,10 @@ Real processes on this machine, for each of the real ``yolov8s-fall`` models (in
   camera off, and beside the running camera;
 - **(b)** a sequential pipeline of the reference's own components (``edgefirst_hal`` preprocess and
   decode, the same TFLite runtime and threads, ``edgefirst-tracker``, ``edgefirst-schemas``), fed the
-  same camera the same way (``bench/endtoend/reference.py``).
+  same camera the same way (``bench/endtoend/reference.py``);
+- with ``--baseline=DIR``, edgenode again from another source tree (e.g. ``git worktree add
+  /tmp/base main``), same flags, so a change is measured side by side with what it changes.
+  ``--schedule`` sets the schedule of both (default ``auto``).
 
 A subscriber measures throughput (Detects per second) and camera-to-publish latency (arrival
 time minus the Detect's header stamp, the camera's CLOCK_REALTIME capture time: one machine,
@@ -46,8 +50,8 @@ LOOP = "(a) invoke loop, camera off"
 LOOP_CAMERA = "(a) invoke loop, camera on"
 NODE = "edgenode"
 NODE_OVERLAP = "edgenode --schedule overlap"
+NODE_BASELINE = "edgenode, baseline tree"
 REFERENCE = "(b) reference components"
-CONTENDERS = (LOOP, LOOP_CAMERA, NODE, NODE_OVERLAP, REFERENCE)
 
 
 @dataclass
@@ -152,7 +156,8 @@ def reference_stages(line: dict[str, Any]) -> dict[str, float]:
 
 
 def pipeline(kind: str, model: Path, *, camera_port: int, seconds: float, warmup: float, threads: int,
-             folder: Path, tag: str, watch: dict[str, int]) -> Run:
+             folder: Path, tag: str, watch: dict[str, int], schedule: str = "auto", baseline: Path | None = None
+             ) -> Run:
     port = free_port()
     if kind == REFERENCE:
         argv = [PYTHON, str(HERE / "endtoend" / "reference.py"), "--model", str(model), "--connect",
@@ -163,8 +168,14 @@ def pipeline(kind: str, model: Path, *, camera_port: int, seconds: float, warmup
                 "--no-multicast-scouting", "--threads", str(threads), "--stats-interval", "5"]
         if kind == NODE_OVERLAP:
             argv += ["--schedule", "overlap"]
-    name = {NODE: "node", NODE_OVERLAP: "node-overlap", REFERENCE: "reference"}[kind]
-    child: Child = start(f"{name}-{tag}", argv, folder)
+        elif schedule != "auto":
+            argv += ["--schedule", schedule]
+    name = {NODE: "node", NODE_BASELINE: "node-baseline", NODE_OVERLAP: "node-overlap", REFERENCE: "reference"}[kind]
+    tree: dict[str, Any] = {}
+    if kind == NODE_BASELINE:  # python -m imports from its working directory first
+        assert baseline is not None
+        tree = {"env": {"PYTHONPATH": str(baseline)}, "cwd": baseline}
+    child: Child = start(f"{name}-{tag}", argv, folder, **tree)
     recorder = Recorder([endpoint(camera_port), endpoint(port)])
     try:
         if not recorder.wait_for_detects(3, 180):
@@ -200,9 +211,9 @@ def measure_round(model: Path, args: argparse.Namespace, folder: Path, tag: str)
     try:
         time.sleep(2.0)
         runs[LOOP_CAMERA] = invoke_loop(model, tag=f"{tag}-camera", watch=watch, **common)
-        for kind in (NODE, NODE_OVERLAP, REFERENCE):
+        for kind in (NODE, *([NODE_BASELINE] if args.baseline else []), NODE_OVERLAP, REFERENCE):
             runs[kind] = pipeline(kind, model, camera_port=camera_port, warmup=args.warmup, tag=tag, watch=watch,
-                                  **common)
+                                  schedule=args.schedule, baseline=args.baseline, **common)
     finally:
         camera.stop()
     return runs
@@ -252,6 +263,15 @@ def goals(label: str, runs: dict[str, Run], rounds: list[dict[str, Run]]) -> lis
     lines.append(f"- **{label}, decode + track + publish per frame**: **{node.post:.2f} ms vs (b) {reference.post:.2f} "
                  f"ms** (goal ≤ (b): {'met' if node.post <= reference.post else 'NOT met'}); preprocess "
                  f"{ours_pre:.2f} vs {theirs_pre:.2f} ms.")
+    if NODE_BASELINE in runs:
+        base = runs[NODE_BASELINE]
+        stages, base_stages = node.stage_means(), base.stage_means()
+        lines.append(f"- **{label}, against the baseline tree**: {node.fps:.2f} vs {base.fps:.2f} frames/s "
+                     f"(**{node.fps / base.fps:.1%}**); time in invoke {node.invoke_share:.1%} vs "
+                     f"{base.invoke_share:.1%}; preprocess {stages.get('preprocess', 0):.2f} vs "
+                     f"{base_stages.get('preprocess', 0):.2f} ms; non-invoke {node.non_invoke:.2f} vs "
+                     f"{base.non_invoke:.2f} ms per frame; latency p50 {percentile(node.latencies, 50):.0f} vs "
+                     f"{percentile(base.latencies, 50):.0f} ms.")
     return lines
 
 
@@ -265,7 +285,8 @@ def plot(all_runs: dict[str, dict[str, Run]], path: Path) -> Path | None:
         return None
     colours = {"preprocess": "#4e79a7", "invoke": "#bab0ac", "decode": "#f28e2b", "track": "#59a14f",
                "publish": "#e15759"}
-    names = [NODE, NODE_OVERLAP, REFERENCE, LOOP]
+    names = [name for name in (NODE, NODE_BASELINE, NODE_OVERLAP, REFERENCE, LOOP) if name in next(iter(
+        all_runs.values()))]
     figure, axes = plt.subplots(len(all_runs), 2, figsize=(11, 2.2 * len(all_runs) + 0.7), squeeze=False)
     for row, (label, runs) in enumerate(all_runs.items()):
         for col, stages in enumerate((STAGES, tuple(s for s in STAGES if s != "invoke"))):
@@ -301,7 +322,7 @@ def replot(saved: Path, path: Path) -> Path | None:
     rounds = json.loads(saved.read_text())
     pooled = {}
     for kind, runs in rounds.items():
-        pooled[f"{kind} yolov8s-fall"] = {name: Run() for name in CONTENDERS}
+        pooled[f"{kind} yolov8s-fall"] = {name: Run() for name in runs[0]}
         for data in runs:
             for name, fields in data.items():
                 pooled[f"{kind} yolov8s-fall"][name].add(Run(**fields))
@@ -319,6 +340,10 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--only", default="int8,f32", help="which yolov8s-fall models (int8, f32)")
     parser.add_argument("--plot", type=Path, default=RESULTS / "stage_times.png")
     parser.add_argument("--replot", type=Path, metavar="JSON", help="only redraw the plot from a saved run")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also run edgenode from this source tree (e.g. a git worktree of main), same flags")
+    parser.add_argument("--schedule", choices=("auto", "serial", "overlap"), default="auto",
+                        help="the schedule of the edgenode contender (and of the baseline's)")
     args = parser.parse_args(argv)
     if args.replot is not None:
         return f"plot: {replot(args.replot, args.plot)}\n"
@@ -336,7 +361,7 @@ def main(argv: list[str]) -> str:
             rounds[kind].append(measure_round(path, args, folder, f"{kind}-{index}"))
     pooled: dict[str, dict[str, Run]] = {}
     for kind in kinds:
-        pooled[kind] = {name: Run() for name in CONTENDERS}
+        pooled[kind] = {name: Run() for name in rounds[kind][0]}
         for runs in rounds[kind]:
             for name, run in runs.items():
                 pooled[kind][name].add(run)
@@ -347,7 +372,8 @@ def main(argv: list[str]) -> str:
     sections.append(f"- CPU: {cpu_model()}; load average before: {' '.join(load_before)}, after: {load_after}; "
                     f"the run took {time.monotonic() - started:.0f} s: "
                     f"{args.rounds} round(s) x {args.seconds:g} s per contender (after {args.warmup:g} s warm-up), "
-                    f"pooled; TFLite threads: {args.threads or 'all cores'} ({os.cpu_count()})\n")
+                    f"pooled; TFLite threads: {args.threads or 'all cores'} ({os.cpu_count()}); schedule of edgenode: "
+                    f"{args.schedule}" + (f"; baseline tree: {args.baseline}" if args.baseline else "") + "\n")
     summary = []
     for kind, runs in pooled.items():
         label = f"{kind} yolov8s-fall"
@@ -359,10 +385,11 @@ def main(argv: list[str]) -> str:
                         f"during the windows: up to {other:.2f} cores. Boxes per frame: edgenode "
                         f"{mean(runs[NODE].boxes):.1f}, (b) {mean(runs[REFERENCE].boxes):.1f}. Undecodable Detects: "
                         f"{sum(run.undecodable for run in runs.values())}.\n")
-        rows = [[i + 1, *(f"{r[name].fps:.2f}" for name in CONTENDERS), f"{r[NODE].fps / r[LOOP].fps:.1%}",
+        names = list(rounds[kind][0])
+        rows = [[i + 1, *(f"{r[name].fps:.2f}" for name in names), f"{r[NODE].fps / r[LOOP].fps:.1%}",
                  f"{r[NODE].non_invoke:.2f}", f"{r[REFERENCE].non_invoke:.2f}"] for i, r in enumerate(rounds[kind])]
         sections.append("Each round (frames/s):\n\n" + table(
-            ["round", *CONTENDERS, "edgenode / (a)", "edgenode non-invoke ms", "(b) non-invoke ms"], rows))
+            ["round", *names, "edgenode / (a)", "edgenode non-invoke ms", "(b) non-invoke ms"], rows))
     sections.insert(1, "**Goals**\n\n" + "\n".join(summary) + "\n")
     if plotted is not None:
         shown_path = plotted.relative_to(HERE.parent) if plotted.is_relative_to(HERE.parent) else plotted

@@ -1,7 +1,8 @@
 """Command line of ``edgenode``: EdgeFirst Model Node flags, each with its environment variable.
 
 Precedence: flag, then environment variable, then default. A bad value from either gives one
-line on stderr naming the flag (and variable) and exit code 2.
+line on stderr naming the flag (and variable) and exit code 2. ``edgenode status`` (the fleet's
+status, :mod:`edgenode.fleet.command`) is the one subcommand; it takes the zenoh flags below.
 """
 
 from __future__ import annotations
@@ -257,23 +258,28 @@ def build_parser(prog: str = "edgenode") -> argparse.ArgumentParser:
         prog=prog,
         description="AI inference node: camera DMA frames in over Zenoh, EdgeFirst detections, masks "
                     "and Foxglove annotations out.",
-        epilog="Every flag also reads the environment variable shown (bools: true/1/yes, false/0/no/\"\").",
+        epilog="Every flag also reads the environment variable shown (bools: true/1/yes, false/0/no/\"\"). "
+               "The status of every node and camera reachable: edgenode status (see edgenode status --help).",
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=34, width=110),
     )
     parser.add_argument("--version", action="version", version=f"edgenode {__version__}")
     groups = {key: parser.add_argument_group(title) for key, title in GROUP_TITLES.items()}
     for option in OPTIONS:
-        group = groups[option.group]
-        common: dict[str, Any] = {"dest": option.dest, "default": None, "help": _describe(option)}
-        if option.kind == "bool":
-            group.add_argument(*option.flags, nargs="?", const="true", metavar="BOOL", **common)
-        elif option.kind == "list":
-            group.add_argument(*option.flags, nargs="+", action="extend", metavar=option.metavar, **common)
-        elif option.kind == "append":
-            group.add_argument(*option.flags, action="append", metavar=option.metavar, **common)
-        else:
-            group.add_argument(*option.flags, choices=option.choices, metavar=option.metavar, **common)
+        add_option(groups[option.group], option)
     return parser
+
+
+def add_option(group: Any, option: Option) -> None:
+    """Add ``option`` to an argparse parser or group (its value stays None unless given)."""
+    common: dict[str, Any] = {"dest": option.dest, "default": None, "help": _describe(option)}
+    if option.kind == "bool":
+        group.add_argument(*option.flags, nargs="?", const="true", metavar="BOOL", **common)
+    elif option.kind == "list":
+        group.add_argument(*option.flags, nargs="+", action="extend", metavar=option.metavar, **common)
+    elif option.kind == "append":
+        group.add_argument(*option.flags, action="append", metavar=option.metavar, **common)
+    else:
+        group.add_argument(*option.flags, choices=option.choices, metavar=option.metavar, **common)
 
 
 def _label(option: Option, from_env: bool) -> str:
@@ -292,10 +298,11 @@ def _convert(option: Option, text: str, from_env: bool) -> Any:
         raise UsageError(f"{_label(option, from_env)}: {exc}") from None
 
 
-def resolve_values(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+def resolve_values(args: argparse.Namespace, environ: Mapping[str, str],
+                   options: Sequence[Option] = OPTIONS) -> dict[str, Any]:
     """Each option's value from its flag, else its env var, else its default, converted."""
     values: dict[str, Any] = {}
-    for option in OPTIONS:
+    for option in options:
         given = getattr(args, option.dest)
         from_env = given is None and option.env is not None and option.env in environ
         if given is None and not from_env:
@@ -333,6 +340,18 @@ def _log_level(values: dict[str, Any], args: argparse.Namespace, environ: Mappin
     return str(values["log_level"])
 
 
+def zenoh_settings(values: Mapping[str, Any]) -> ZenohSettings:
+    """The zenoh group's values as settings (raises ConfigError)."""
+    return ZenohSettings(
+        mode=values["mode"],
+        connect=values["connect"],
+        listen=values["listen"],
+        multicast_scouting=not values["no_multicast_scouting"],
+        config_file=Path(values["zenoh_config"]) if values["zenoh_config"] else None,
+        overrides=values["cfg"],
+    )
+
+
 def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) -> NodeConfig:
     """Assemble the typed config; its sections validate ranges and raise ConfigError."""
     v = values
@@ -358,14 +377,7 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
             output=v["output_topic"],
             visual=v["visual_topic"],
         ),
-        zenoh=ZenohSettings(
-            mode=v["mode"],
-            connect=v["connect"],
-            listen=v["listen"],
-            multicast_scouting=not v["no_multicast_scouting"],
-            config_file=Path(v["zenoh_config"]) if v["zenoh_config"] else None,
-            overrides=v["cfg"],
-        ),
+        zenoh=zenoh_settings(v),
         decode=DecodeSettings(
             threshold=v["threshold"],
             iou=v["iou"],
@@ -415,9 +427,14 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``edgenode`` console script."""
+    """Entry point of the ``edgenode`` console script (``edgenode status ...``: the fleet's status)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["status"]:
+        from edgenode.fleet.command import main as status
+
+        return status(arguments[1:])
     try:
-        config = parse_config(argv)
+        config = parse_config(arguments)
     except UsageError as exc:
         print(f"edgenode: error: {exc} (see edgenode --help)", file=sys.stderr)
         return 2

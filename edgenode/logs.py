@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -36,11 +37,36 @@ class _PriorityPrefix:
         return f"<{SYSLOG_PRIORITY.get(level, 6)}>{self._render(logger, method, event)}"
 
 
+_last_error: dict[str, Any] | None = None
+ERROR_LEVELS = ("error", "critical")
+
+
+def remember_errors(logger: Any, method: str, event: Any) -> Any:
+    """A structlog processor keeping the newest event at error level or above, for :func:`last_error`."""
+    global _last_error
+    if event.get("level", method) in ERROR_LEVELS:
+        _last_error = {"at": round(time.time(), 3), "logger": str(event.get("logger", "")),
+                       "message": str(event.get("event", ""))[:500]}
+    return event
+
+
+def last_error() -> dict[str, Any] | None:
+    """The newest error logged since logging was configured: its unix time, logger and message; None yet."""
+    return _last_error
+
+
+def forget_errors() -> None:
+    """Start :func:`last_error` afresh (done by :func:`configure_logging`)."""
+    global _last_error
+    _last_error = None
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None,
                       environ: Mapping[str, str] | None = None) -> None:
     """Set up structlog (and the stdlib root logger) at ``level`` in ``fmt`` (auto, console, json)."""
     stream = stream or sys.stderr
     environ = os.environ if environ is None else environ
+    forget_errors()
     journal = stream_is_journal(stream, environ)
     use_json = fmt == "json" or (fmt == "auto" and (journal or "INVOCATION_ID" in environ))
     numeric = logging.getLevelName(level.upper())
@@ -49,6 +75,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        remember_errors,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from edgenode.logs import forget_errors
 from tests.helpers.timing import SCALE, scaled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +82,8 @@ def shared_models() -> Path:
 
 @pytest.fixture(autouse=True)
 def _default_logging() -> Iterator[None]:
-    """Each test starts from structlog's defaults: a test that configures logging (level, stream) leaves no trace."""
+    """Each test starts from structlog's defaults: a test that configures logging (level, stream) or logs an error
+    leaves no trace."""
     yield
     structlog.reset_defaults()
+    forget_errors()

@@ -191,8 +191,10 @@ class Child:
         return int(self.popen.returncode)
 
 
-def start(name: str, argv: list[str], folder: Path, env: dict[str, str] | None = None) -> Child:
+def start(name: str, argv: list[str], folder: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> Child:
     log = folder / f"{name}.log"
     with log.open("wb") as handle:
-        popen = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        popen = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                 cwd=cwd)
     return Child(name, popen, log)

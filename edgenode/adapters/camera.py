@@ -1,8 +1,10 @@
-"""Camera ingest: the newest frame from ``--camera-topic``, decoded, validated and imported.
+"""Camera ingest: the newest frame from ``--camera-topic``, decoded, validated and imported; the newest
+CameraInfo from ``--camera-info-topic``.
 
-Built on :meth:`ZenohBus.subscribe_latest`: frames that arrive while the node is busy replace
-each other (counted as dropped). Bad messages and frames that cannot be imported (camera
-restarted, buffer closed, no permission) are skipped, counted by reason and logged without
+Built on :meth:`ZenohBus.subscribe_latest` with a size limit: messages that arrive while the node
+is busy replace each other (counted as dropped), and one over MAX_MESSAGE_BYTES is counted and
+never copied, so nothing larger is decoded. Bad messages and frames that cannot be imported
+(camera restarted, buffer closed, no permission) are skipped, counted by reason and logged without
 flooding; the node keeps running. When frames stop, one warning per gap; one line when they return.
 """
 
@@ -12,19 +14,39 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
-
-from numpy.typing import NDArray
 
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError, ImportedFrame
 from edgenode.adapters.zenoh_bus import LatestSlot, Received, ZenohBus
-from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef, FrameRejected, IngestStats, decode_frame
-from edgenode.core.preprocess import Preprocessor
 from edgenode.logs import get_logger
+from edgenode.messages import CameraInfo, CdrError, decode
 
 REPEAT_EVERY = 100  # after the first, every REPEAT_EVERY-th skip of a reason is logged again
-MAX_MESSAGE_BYTES = 64 * 1024  # a DmaBuffer or CameraFrame is a few hundred bytes: anything this big is not one
+# A DmaBuffer or CameraFrame is a few hundred bytes, a CameraInfo under 1 KiB: anything this big is neither.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class Skips:
+    """Messages skipped, counted by reason; the first of each reason is logged, then every REPEAT_EVERY-th."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()  # frames are skipped on the event loop and on a preprocessing thread
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.counts)
+
+    def __call__(self, reason: str, message: str, level: str = "warning") -> None:
+        with self._lock:
+            self.counts[reason] += 1
+            count = self.counts[reason]
+        if count == 1 or count % REPEAT_EVERY == 0:
+            getattr(get_logger("edgenode.camera"), level)(f"skipping {self.what}: {message}", reason=reason,
+                                                          count=count)
 
 
 class CameraFrames:
@@ -38,11 +60,11 @@ class CameraFrames:
         self.topic = topic
         self.gap_seconds = gap_seconds
         self.importer = importer or DmaBufImporter()
-        self._skipped = IngestStats()
-        self._last_frame = time.monotonic()
+        self._skip = Skips("camera frame")
+        self.subscribed_at = time.monotonic()
+        self.frame_size: tuple[int, int] | None = None  # width and height of the newest valid frame
+        self._last_frame = self.subscribed_at
         self._in_gap = False
-        self._logged: Counter[str] = Counter()
-        self._lock = threading.Lock()  # skips are counted from the loop and from a preprocessing thread
         self._log: Any = get_logger("edgenode.camera")
 
     @classmethod
@@ -53,15 +75,13 @@ class CameraFrames:
     @property
     def stats(self) -> IngestStats:
         """A snapshot of the counters."""
-        with self._lock:
-            return IngestStats(self.slot.received, self.slot.dropped, Counter(self._skipped.skipped))
+        return IngestStats(self.slot.received, self.slot.dropped, self._skip.snapshot())
 
-    def _skip(self, reason: str, message: str, level: str = "warning") -> None:
-        with self._lock:
-            self._skipped.skip(reason)
-            count = self._logged[reason] = self._logged[reason] + 1
-        if count == 1 or count % REPEAT_EVERY == 0:
-            getattr(self._log, level)(f"skipping camera frame: {message}", reason=reason, count=count)
+    def silence(self, now: float) -> tuple[float, bool]:
+        """Seconds since the newest camera message arrived (since subscribing when none has), and whether
+        one has; read on the event loop."""
+        last = self.slot.last_put
+        return (now - last, True) if self.slot.received else (now - self.subscribed_at, False)
 
     def _note_gap(self, now: float) -> None:
         if not self._in_gap and now - self._last_frame >= self.gap_seconds:
@@ -97,9 +117,12 @@ class CameraFrames:
                                        f"(at most {MAX_MESSAGE_BYTES} bytes)")
                 continue
             try:
-                return decode_frame(received.payload, received.encoding)
+                ref = replace(decode_frame(received.payload, received.encoding), arrived_ns=received.arrived_ns)
             except FrameRejected as exc:
                 self._skip(exc.reason, str(exc))
+                continue
+            self.frame_size = (ref.layout.width, ref.layout.height)
+            return ref
 
     def open(self, ref: FrameRef) -> ImportedFrame | None:
         """Import ``ref``'s buffer, or count and log why not and return None."""
@@ -109,20 +132,14 @@ class CameraFrames:
             self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
             return None
 
-    def convert(self, ref: FrameRef, preprocessor: Preprocessor, out: NDArray[Any] | None = None) -> InputGeometry:
-        """Import ``ref``, preprocess it into ``out`` and release the buffer before returning.
-
-        Blocking (pidfd, mmap, conversion): run it off the event loop, e.g. as the pipeline's
-        prepare stage. An import failure is counted and logged here, then re-raised as
-        FrameImportError so the caller skips the frame.
-        """
-        try:
-            frame = self.importer.open(ref)
-        except FrameImportError as exc:
-            self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
-            raise
-        with frame:
-            return preprocessor.run(frame, out)
+    def importable(self, ref: FrameRef) -> bool:
+        """Whether ``ref``'s buffer imports: imported and released in one blocking call (run it off the event
+        loop; a caller cancelled meanwhile leaks no fd)."""
+        frame = self.open(ref)
+        if frame is None:
+            return False
+        frame.close()
+        return True
 
     async def next_imported(self, timeout: float | None = None) -> tuple[FrameRef, ImportedFrame] | None:
         """The newest frame that imports, ready for ``with``; None on timeout."""
@@ -135,3 +152,35 @@ class CameraFrames:
             frame = self.open(ref)
             if frame is not None:
                 return ref, frame
+
+
+class CameraInfos:
+    """The newest CameraInfo on ``topic`` (the slot's subscription bounded by MAX_MESSAGE_BYTES); an oversize
+    or undecodable one is skipped, counted (:attr:`skipped`) and logged. Decoded on the event loop: at most
+    MAX_MESSAGE_BYTES, and only the newest of those that came meanwhile."""
+
+    def __init__(self, slot: LatestSlot[Received], topic: str) -> None:
+        self.slot = slot
+        self.topic = topic
+        self._skip = Skips(f"CameraInfo on {topic}")
+
+    @property
+    def skipped(self) -> Counter[str]:
+        return self._skip.snapshot()
+
+    async def next(self, timeout: float | None = None) -> CameraInfo | None:
+        """The newest valid CameraInfo, or None when ``timeout`` seconds pass without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            received = await self.slot.get(timeout=remaining)
+            if received is None:
+                return None
+            if received.oversize:
+                self._skip("oversize", f"a {received.oversize}-byte message is not a CameraInfo "
+                                       f"(at most {MAX_MESSAGE_BYTES} bytes)")
+                continue
+            try:
+                return decode(CameraInfo, received.payload)
+            except CdrError as exc:
+                self._skip("decode", str(exc))

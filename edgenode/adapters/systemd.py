@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
+from typing import Any
 
 from edgenode.logs import get_logger
 
-log = get_logger(__name__)
+
+def _log() -> Any:
+    """This module's logger, looked up when used (one bound at import escapes tests' log capture)."""
+    return get_logger(__name__)
 
 
 class SystemdNotifier:
@@ -46,7 +50,7 @@ class SystemdNotifier:
             self._socket.sendto("\n".join(fields).encode(), self._address)
         except OSError as exc:
             if not self._failed:
-                log.warning("systemd notify failed", socket=self._address.lstrip("\0"), error=str(exc))
+                _log().warning("systemd notify failed", socket=self._address.lstrip("\0"), error=str(exc))
                 self._failed = True
 
     def ready(self, status: str) -> None:

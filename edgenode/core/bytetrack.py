@@ -33,7 +33,6 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from edgenode.config import DecodeSettings, TrackSettings
 from edgenode.core.assignment import PairCosts, Pairs, allowed_pairs, iou_signed, match_pairs, signed_area
 from edgenode.core.kalman import XYXY_TO_SIGNED_AND_CENTRE, KalmanXYAH, centre_rows_to_xyah_rows
 
@@ -65,35 +64,6 @@ class ActiveTrack:
     created_ns: int
     last_updated_ns: int
     box: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class TrackThresholds:
-    """Score thresholds of a tracking pipeline.
-
-    ``decoder``: the decoder keeps boxes at or above it; ``high_conf``: pass 1 and new tracks;
-    ``low_score``: the least score pass 2 considers.
-    """
-
-    decoder: float
-    high_conf: float
-    low_score: float
-
-
-def track_thresholds(track: TrackSettings, decode: DecodeSettings) -> TrackThresholds:
-    """Decoder and tracker thresholds for both EdgeFirst flag generations.
-
-    Without tracking the decoder runs at ``--threshold``. With tracking it runs at
-    ``min(--threshold, --track-score)`` so boxes from ``--track-score`` up reach pass 2 (2.8's
-    intent; 2.7 cut them at ``--threshold``); the high threshold, which starts tracks, is
-    ``--track-high-conf`` (2.7's flag, 0.7) and the low one ``--track-score`` (capped at the high
-    one). 2.8 used ``--threshold`` as the high threshold: set ``--track-high-conf`` to it for that.
-    BENCHMARKS.md compares the three on ground truth.
-    """
-    if not track.enabled:
-        return TrackThresholds(decode.threshold, track.high_conf, min(track.score, track.high_conf))
-    low = min(track.score, track.high_conf)
-    return TrackThresholds(min(decode.threshold, track.score), track.high_conf, low)
 
 
 def uuid4_id() -> str:
@@ -147,15 +117,6 @@ class ByteTracker:
         self._last_box: NDArray[np.float64] = np.zeros((4, 0))  # signed rows x1, y1, -x2, -y2
         # No track can expire at or before this stamp (a lower bound, refreshed when passed).
         self._quiet_until_ns = _NEVER
-
-    @classmethod
-    def from_settings(cls, track: TrackSettings, decode: DecodeSettings,
-                      id_factory: Callable[[], str] | None = None) -> ByteTracker:
-        """A tracker configured from the ``--track-*`` flags (thresholds per :func:`track_thresholds`)."""
-        thresholds = track_thresholds(track, decode)
-        return cls(high_conf=thresholds.high_conf, low_score=thresholds.low_score, iou=track.iou,
-                   update=track.update, lifespan_ns=round(track.extra_lifespan * NS_PER_SECOND),
-                   id_factory=id_factory)
 
     def __len__(self) -> int:
         return len(self._ids)

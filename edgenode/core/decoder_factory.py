@@ -1,10 +1,10 @@
-"""Build the decoder for a model from its config, output specs and the decode settings."""
+"""Build the decoder for a model from its config, output specs and the decode parameters (plain values:
+the node's composition root reads them from its config)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from edgenode.config import DecodeSettings
 from edgenode.core.decoding import CANDIDATE_CAP, DecodeParams, Decoder
 from edgenode.core.model_config import ModelConfig, ModelError
 from edgenode.core.model_description import label_for
@@ -37,24 +37,25 @@ _DECODERS: dict[str, Callable[[Layout, DecodeParams], Decoder]] = {
 }
 
 
-def decode_params(layout: Layout, settings: DecodeSettings, labels: Sequence[str] = (),
+def decode_params(layout: Layout, *, threshold: float, iou: float, max_boxes: int, nms: str = "",
+                  classes: Sequence[str] = (), label_offset: int = 0, labels: Sequence[str] = (),
                   candidate_cap: int = CANDIDATE_CAP) -> DecodeParams:
-    """Resolve the settings against the model: NMS mode (``--nms`` beats the config's ``nms:``, which
-    beats class-agnostic) and ``--classes`` names to class indices (via labels and ``--label-offset``)."""
-    mode = settings.nms or layout.nms or "agnostic"
-    classes = None
-    if settings.classes:
-        count = max(layout.num_classes, len(labels) - settings.label_offset, 0)
-        names = {label_for(labels, index, settings.label_offset): index for index in range(count)}
-        for name in settings.classes:  # beyond the labels, classes are named by index (as label_for does)
+    """Resolve the parameters against the model: NMS mode (``nms`` beats the config's ``nms:``, which
+    beats class-agnostic) and ``classes`` names to class indices (via ``labels`` and ``label_offset``)."""
+    mode = nms or layout.nms or "agnostic"
+    indices = None
+    if classes:
+        count = max(layout.num_classes, len(labels) - label_offset, 0)
+        names = {label_for(labels, index, label_offset): index for index in range(count)}
+        for name in classes:  # beyond the labels, classes are named by index (as label_for does)
             if name not in names and name.isdigit() and int(name) >= len(labels):
-                names[name] = int(name) - settings.label_offset
-        unknown = [name for name in settings.classes if name not in names]
+                names[name] = int(name) - label_offset
+        unknown = [name for name in classes if name not in names]
         if unknown:
             known = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
             raise ModelError(f"--classes {', '.join(unknown)}: not a label of this model (labels: {known or 'none'})")
-        classes = tuple(sorted({names[name] for name in settings.classes}))
-    return DecodeParams(settings.threshold, settings.iou, settings.max_boxes, mode == "aware", classes, candidate_cap)
+        indices = tuple(sorted({names[name] for name in classes}))
+    return DecodeParams(threshold, iou, max_boxes, mode == "aware", indices, candidate_cap)
 
 
 def decoder_for(layout: Layout, params: DecodeParams) -> Decoder:
@@ -62,13 +63,15 @@ def decoder_for(layout: Layout, params: DecodeParams) -> Decoder:
     return _DECODERS[layout.kind](layout, params)
 
 
-def build_decoder(config: ModelConfig | None, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
-                  settings: DecodeSettings, *, family: str = "", ssd: bool = False, labels: Sequence[str] = (),
+def build_decoder(config: ModelConfig | None, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], *,
+                  threshold: float, iou: float, max_boxes: int = 100, nms: str = "", classes: Sequence[str] = (),
+                  label_offset: int = 0, family: str = "", ssd: bool = False, labels: Sequence[str] = (),
                   end_to_end: bool | None = None) -> Decoder:
     """Resolve the layout (config, else shapes; ``family`` = ``--decoder-model``, ``ssd`` = ``--ssd-model``)
     and build its decoder. Raises :class:`ModelError` with a one-line fix for unusable models."""
     layout = resolve_layout(config, inputs, outputs, family=family, ssd=ssd, end_to_end=end_to_end)
-    return decoder_for(layout, decode_params(layout, settings, labels))
+    return decoder_for(layout, decode_params(layout, threshold=threshold, iou=iou, max_boxes=max_boxes, nms=nms,
+                                             classes=classes, label_offset=label_offset, labels=labels))
 
 
 __all__ = ["build_decoder", "decode_params", "decoder_for"]

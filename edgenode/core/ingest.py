@@ -27,7 +27,8 @@ class FrameRejected(ValueError):
 
 @dataclass(frozen=True)
 class FrameRef:
-    """A validated frame in process ``pid``'s file descriptor ``fd``."""
+    """A validated frame in process ``pid``'s file descriptor ``fd``; ``arrived_ns``: when its message
+    arrived here (monotonic ns, 0 when unknown)."""
 
     pid: int
     fd: int
@@ -35,6 +36,7 @@ class FrameRef:
     header: Header
     seq: int | None = None
     message: str = DMA_BUFFER_SCHEMA
+    arrived_ns: int = 0
 
     @property
     def stamp_ns(self) -> int:
@@ -48,9 +50,6 @@ class IngestStats:
     received: int = 0
     dropped: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
-
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] += 1
 
     @property
     def skipped_total(self) -> int:

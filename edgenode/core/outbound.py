@@ -209,8 +209,8 @@ def _seconds(nanos: int) -> tuple[int, int]:
 _ID, _LIFETIME, _CREATED = attrgetter("id"), attrgetter("lifetime"), attrgetter("created_ns")
 _ZEROS = np.zeros((1024, 2), "<u4")  # distance and speed of up to 1024 boxes
 _SWAPPED = np.array([2, 3, 0, 1])
-_HALF_HALF_ONE_ONE = np.array([0.5, 0.5, 1.0, 1.0], np.float32)
-_HALF_HALF_MINUS_ONE = np.array([0.5, 0.5, -1.0, -1.0], np.float32)
+_HALF_HALF_ONE_ONE = np.array([0.5, 0.5, 1.0, 1.0])
+_HALF_HALF_MINUS_ONE = np.array([0.5, 0.5, -1.0, -1.0])
 
 
 def _track_columns(result: FrameResult) -> tuple[Sequence[str], bytes]:
@@ -260,11 +260,13 @@ def box_sequence(result: FrameResult) -> bytes:
     ids, numbers = _track_columns(result)
     labels, label_bytes = counted_strings(result.labels, 4)
     id_blocks, id_bytes = counted_strings(ids, 4)
-    # x1 y1 x2 y2 -> centre x, y, width, height: x1/2 + x2/2 and x2 - x1 in float32 round once, as the
-    # float64 (x1 + x2)/2 and x2 - x1 packed to float32 do (whole-array operations: strided ones cost more)
-    xyxy = result.detections.boxes.astype("<f4", copy=False)
+    # x1 y1 x2 y2 -> centre x, y, width, height in float64, rounded to float32 once as the message
+    # classes' (x1 + x2)/2 and x2 - x1 are (in float32, halving a subnormal would round a second time and
+    # could flip the sign of a zero); whole-array operations: strided ones cost more
+    xyxy = result.detections.boxes.astype(np.float64)
     xywh = np.multiply(xyxy, _HALF_HALF_ONE_ONE)
     xywh += np.multiply(np.take(xyxy, _SWAPPED, axis=1), _HALF_HALF_MINUS_ONE)
+    xywh = xywh.astype("<f4")
     scores = result.detections.scores.astype("<f4", copy=False)
     rows = np.concatenate([xywh.view("<u4"), labels.view("<u4"), scores.view("<u4")[:, None],
                            _ZEROS[:count], id_blocks.view("<u4"), np.frombuffer(numbers, "<u4").reshape(count, 3)],

@@ -50,7 +50,8 @@ def load_model(model: ModelSettings, decode: DecodeSettings) -> LoadedModel:
         return resolve_layout(config, inputs, outputs, family=model.decoder, ssd=model.ssd, end_to_end=hint)
 
     layout = plan(file.inputs, file.outputs)
-    params = decode_params(layout, decode, labels)
+    params = decode_params(layout, threshold=decode.threshold, iou=decode.iou, max_boxes=decode.max_boxes,
+                           nms=decode.nms, classes=decode.classes, label_offset=decode.label_offset, labels=labels)
     runtime = load_runtime(model.path, model)
     if [(s.name, s.shape) for s in runtime.outputs] != [(s.name, s.shape) for s in file.outputs]:
         layout = plan(runtime.inputs, runtime.outputs)

@@ -12,7 +12,9 @@ Stages run on single-thread executors, never on the event loop. Two schedules:
   hand-offs between threads, which cost about 0.7 ms a frame on a busy 2-core machine), then
   take the newest frame. When the model runs on the CPU with every core, work beside an invoke
   only slows it (its threads wait for the one that lost its core, and Python threads contend for
-  the GIL): taking turns is faster there.
+  the GIL): taking turns is faster there. Nothing else touches the model's input meanwhile, so
+  the frame is prepared straight into it (``Stages.model_input``) instead of a staging buffer
+  that invoke would copy.
 
 The prepare stage takes the newest camera frame only when it is free to work on it, so frames
 that arrive meanwhile are dropped by the frame source, never queued. Nothing blocking runs on
@@ -32,7 +34,10 @@ import numpy as np
 
 from edgenode.logs import get_logger
 
-log = get_logger(__name__)
+
+def _log() -> Any:
+    """This module's logger, looked up when used (one bound at import escapes tests' log capture)."""
+    return get_logger(__name__)
 
 FrameT = TypeVar("FrameT")
 GeometryT = TypeVar("GeometryT")
@@ -65,12 +70,12 @@ class FrameSkipped(Exception):
 
 @dataclass
 class Prepared(Generic[FrameT, GeometryT]):
-    """A frame converted into a staging input buffer."""
+    """A frame converted into a staging input buffer; ``taken_ns``: when the prepare stage took it (monotonic)."""
 
     frame: FrameT
     input: np.ndarray
     geometry: GeometryT
-    received_ns: int
+    taken_ns: int
     preprocess_ns: int
 
 
@@ -110,10 +115,12 @@ class Stages(Generic[FrameT, GeometryT]):
     """The blocking work of each stage, supplied by the composition root.
 
     ``next_frame`` waits (async) for the newest frame or returns None on timeout;
-    ``prepare`` fills the given staging array from the frame and returns its geometry (it must
-    release the frame's resources before returning); ``invoke`` copies a staging array into the
-    model, runs it and returns copies of the outputs with each step's duration;
-    ``post`` decodes, tracks and publishes one inferred frame.
+    ``prepare`` fills the given array from the frame and returns its geometry (it must release the
+    frame's resources before returning); ``invoke`` runs the model on a prepared array (copying it
+    into the model unless it is ``model_input``) and returns copies of the outputs with each step's
+    duration; ``post`` decodes, tracks and publishes one inferred frame. ``model_input``, the
+    model's own input array, is what the serial schedule prepares into; the overlap schedule
+    prepares into staging arrays of ``staging_shape`` and ``staging_dtype``.
     """
 
     next_frame: Callable[[float], Awaitable[FrameT | None]]
@@ -122,6 +129,7 @@ class Stages(Generic[FrameT, GeometryT]):
     post: Callable[[Inferred[FrameT, GeometryT]], None]
     staging_shape: tuple[int, ...]
     staging_dtype: np.dtype
+    model_input: np.ndarray | None = None
 
 
 _END = object()
@@ -144,10 +152,16 @@ class Pipeline(Generic[FrameT, GeometryT]):
         self._invoke_failures = 0  # in a row
         self.mean_prepare_ns: float | None = None
         self.mean_invoke_ns: float | None = None
-        self._staging = [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)]
+        self._staging: list[np.ndarray] = (
+            [stages.model_input] if not overlap and stages.model_input is not None  # serial: prepare into the model
+            else [np.zeros(stages.staging_shape, stages.staging_dtype) for _ in range(STAGING_BUFFERS)])
         self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"edgenode-{name}")
                            for name in ("prepare", "invoke", "post")}
         self.waiting_for_frames = True
+
+    def stalled(self, limit_ns: int) -> bool:
+        """True when frames are in hand but nothing progressed for ``limit_ns`` (waiting for frames is not a stall)."""
+        return not self.waiting_for_frames and time.monotonic_ns() - self.counters.last_progress_ns > limit_ns
 
     def _touch(self) -> None:
         self.counters.last_progress_ns = time.monotonic_ns()
@@ -180,7 +194,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
 
     # -- one stage for one frame, blocking (on a stage thread); failures are counted and logged here --
 
-    def _prepare_one(self, frame: FrameT, staging: np.ndarray, received_ns: int) -> Prepared[FrameT, GeometryT] | None:
+    def _prepare_one(self, frame: FrameT, staging: np.ndarray, taken_ns: int) -> Prepared[FrameT, GeometryT] | None:
         """``frame`` converted into ``staging``; None when it was refused or failed."""
         try:
             geometry = self.stages.prepare(frame, staging)
@@ -188,12 +202,12 @@ class Pipeline(Generic[FrameT, GeometryT]):
             return None
         except Exception as exc:
             self.counters.prepare_failed += 1
-            log.warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
+            _log().warning("frame skipped: preprocessing failed", error=str(exc), error_type=type(exc).__name__)
             return None
         self.counters.prepared += 1
-        prepare_ns = time.monotonic_ns() - received_ns
+        prepare_ns = time.monotonic_ns() - taken_ns
         self.mean_prepare_ns = update_mean(self.mean_prepare_ns, prepare_ns)
-        return Prepared(frame, staging, geometry, received_ns, prepare_ns)
+        return Prepared(frame, staging, geometry, taken_ns, prepare_ns)
 
     def _invoke_one(self, prepared: Prepared[FrameT, GeometryT]) -> Inferred[FrameT, GeometryT] | None:
         """The model run on ``prepared``; None when it failed, :class:`FatalPipelineError` when it keeps failing."""
@@ -203,7 +217,7 @@ class Pipeline(Generic[FrameT, GeometryT]):
         except Exception as exc:
             self._invoke_failures += 1
             self.counters.invoke_failed += 1
-            log.error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
+            _log().error("frame skipped: model invoke failed", error=str(exc), error_type=type(exc).__name__,
                       consecutive=self._invoke_failures)
             if self._invoke_failures >= self.max_invoke_failures:
                 raise FatalPipelineError(
@@ -221,14 +235,14 @@ class Pipeline(Generic[FrameT, GeometryT]):
             self.stages.post(inferred)
         except Exception as exc:
             self.counters.post_failed += 1
-            log.error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
+            _log().error("frame skipped: decode or publish failed", error=str(exc), error_type=type(exc).__name__)
         else:
             self.counters.posted += 1
             self._touch()
 
-    def _one_frame(self, frame: FrameT, received_ns: int) -> None:
+    def _one_frame(self, frame: FrameT, taken_ns: int) -> None:
         """Serial: every stage of one frame, in turn, on one thread."""
-        prepared = self._prepare_one(frame, self._staging[0], received_ns)
+        prepared = self._prepare_one(frame, self._staging[0], taken_ns)
         inferred = self._invoke_one(prepared) if prepared is not None else None
         if inferred is not None:
             self._post_one(inferred)

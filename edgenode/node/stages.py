@@ -1,22 +1,31 @@
-"""The pipeline's post stage: decode, map to the frame, track, label, publish, count."""
+"""The pipeline's concrete stages for one camera stream: prepare (import and preprocess), invoke, post.
+
+Each runs on a stage thread (see :mod:`edgenode.node.scheduler`). :class:`PrepareStage` is the
+one place a frame that cannot be imported becomes a skipped frame; :class:`PostStage` decodes,
+maps boxes to the frame, tracks, labels, publishes and counts.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import numpy as np
 
+from edgenode.adapters.camera import CameraFrames
+from edgenode.adapters.tflite import TFLiteRuntime
 from edgenode.core.bytetrack import ByteTracker, TrackInfo
 from edgenode.core.detections import Detections
 from edgenode.core.geometry import InputGeometry
 from edgenode.core.ingest import FrameRef
-from edgenode.core.outbound import FrameResult, ModelInfoTemplate, StageTimes
+from edgenode.core.outbound import FrameResult, StageTimes
+from edgenode.core.preprocess import Preprocessor
 from edgenode.core.stats import FrameStats
 from edgenode.logs import get_logger
 from edgenode.node.model_loading import LoadedModel
-from edgenode.node.publishing import Publishers, StreamSize
-from edgenode.node.scheduler import Inferred
+from edgenode.node.publishing import FramePublisher
+from edgenode.node.scheduler import FrameSkipped, Inferred, InvokeResult
 
 MAX_PLAUSIBLE_LATENCY_NS = 10_000_000_000
 
@@ -50,25 +59,71 @@ def keep_published(detections: Detections, tracks: list[TrackInfo | None], thres
     return detections.select(keep), [track for track, kept in zip(tracks, keep.tolist(), strict=True) if kept]
 
 
-class PostStage:
-    """Called on the post thread for every inferred frame; owns the tracker and the frame stats."""
+class SharedFrameStats:
+    """:class:`FrameStats` recorded on the post thread and reported (read and restarted) from the event loop:
+    one lock around both, so no frame recorded between a report's read and its restart is lost."""
 
-    def __init__(self, model: LoadedModel, publishers: Publishers, *, tracker: ByteTracker | None,
-                 threshold: float, stream_size: Any, status: str, profile: bool) -> None:
+    def __init__(self, started_ns: int) -> None:
+        self._stats = FrameStats(started_ns)
+        self._lock = threading.Lock()
+
+    def record(self, times: StageTimes, publish_ns: int, latency_ns: int, box_count: int) -> None:
+        with self._lock:
+            self._stats.record(times, publish_ns, latency_ns, box_count)
+
+    def report(self, now_ns: int) -> dict[str, float]:
+        with self._lock:
+            return self._stats.report(now_ns)
+
+
+class PrepareStage:
+    """Import a camera frame, preprocess it into the given input array, release it before returning."""
+
+    def __init__(self, frames: CameraFrames, preprocessor: Preprocessor) -> None:
+        self.frames = frames
+        self.preprocessor = preprocessor
+
+    def __call__(self, ref: FrameRef, into: np.ndarray) -> InputGeometry:
+        frame = self.frames.open(ref)  # an import failure is counted by reason and logged there
+        if frame is None:
+            raise FrameSkipped(f"frame {ref.fd} of pid {ref.pid} could not be imported")
+        with frame:
+            return self.preprocessor.run(frame, into)
+
+
+class InvokeStage:
+    """Run the model on a prepared input (copied into the model first unless prepared in it) and return
+    copies of its outputs with each step's time."""
+
+    def __init__(self, runtime: TFLiteRuntime) -> None:
+        self.runtime = runtime
+        self.model_input = runtime.input_view()
+
+    def __call__(self, prepared: np.ndarray) -> InvokeResult:
+        runtime = self.runtime
+        started = time.perf_counter_ns()
+        if prepared is not self.model_input:
+            runtime.set_input(prepared)
+        copied = time.perf_counter_ns()
+        runtime.invoke()
+        invoked = time.perf_counter_ns()
+        outputs = [view.copy() for view in runtime.output_views()]
+        return InvokeResult(outputs, copied - started, invoked - copied, time.perf_counter_ns() - invoked)
+
+
+class PostStage:
+    """Called on the post thread for every inferred frame; owns the stream's tracker and frame stats."""
+
+    def __init__(self, model: LoadedModel, publisher: FramePublisher, *, tracker: ByteTracker | None,
+                 threshold: float, profile: bool) -> None:
         self.model = model
-        self.publishers = publishers
+        self.publisher = publisher
         self.tracker = tracker
         self.threshold = threshold
-        self.stream_size = stream_size
-        self.status = status
         self.profile = profile
-        description = model.description
-        self.has_boxes = "Detection" in description.model_types
-        self.info = ModelInfoTemplate.for_model(
-            input_spec=description.inputs[0], output_spec=description.outputs[0], labels=description.labels,
-            model_types=description.model_types, model_format=description.model_format, model_name=description.name)
         self._labels: dict[int, str] = {}
-        self.stats = FrameStats(started_ns=time.monotonic_ns())
+        self.stats = SharedFrameStats(time.monotonic_ns())
+        self.publish_errors = 0  # frames whose publication raised (also counted as post failures)
         self.first_frame_logged = False
         self._log: Any = get_logger("edgenode.node")
 
@@ -93,12 +148,15 @@ class PostStage:
                            decode_ns=decoded - started, track_ns=tracked - decoded)
         labels = [self._label(index) for index in detections.classes.tolist()]
         result = FrameResult(frame.header, detections, labels, tracks, times)
-        size: StreamSize = self.stream_size(frame)
-        self.publishers.frame(result, self.info, has_boxes=self.has_boxes, status=self.status, size=size)
+        try:
+            self.publisher.publish(result, frame.layout)
+        except Exception:
+            self.publish_errors += 1
+            raise
         published = time.perf_counter_ns()
         latency = time.time_ns() - frame.stamp_ns
         if not 0 <= latency < MAX_PLAUSIBLE_LATENCY_NS:  # camera clock is not ours: time since arrival
-            latency = time.monotonic_ns() - item.prepared.received_ns
+            latency = time.monotonic_ns() - (frame.arrived_ns or item.prepared.taken_ns)
         self.stats.record(times, published - tracked, latency, len(detections))
         if not self.first_frame_logged:
             self.first_frame_logged = True

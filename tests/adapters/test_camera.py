@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import edgenode.messages as m
-from edgenode.adapters.camera import CameraFrames
+from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames, CameraInfos
 from edgenode.adapters.zenoh_bus import LatestSlot, Received
 from edgenode.core.pixels import fourcc_code
 from tests.helpers.frame_producer import Producer
@@ -102,36 +102,26 @@ def test_gap_seconds_must_be_positive() -> None:
         CameraFrames(LatestSlot(), "t", gap_seconds=0)
 
 
-def test_convert_imports_preprocesses_and_releases() -> None:
-    import os
+def info_sample(width: int, height: int, oversize: int = 0) -> Received:
+    payload = b"" if oversize else m.encode(m.CameraInfo(height=height, width=width))
+    return Received(payload, "application/cdr;sensor_msgs/msg/CameraInfo", 0, oversize)
 
-    import numpy as np
 
-    from edgenode.adapters.dmabuf import FrameImportError
-    from edgenode.core.preprocess import CpuPreprocessor
-    from edgenode.core.tensors import TensorSpec
+def test_camera_info_newest_only_oversize_and_bad_ones_skipped_and_counted() -> None:
+    async def scenario() -> None:
+        infos = CameraInfos(LatestSlot(), "rt/camera/info")
+        with capture_logs() as logs:
+            infos.slot.put(info_sample(640, 480))
+            infos.slot.put(info_sample(1920, 1080))
+            info = await infos.next(timeout=scaled(1))
+            assert info is not None and (info.width, info.height) == (1920, 1080)
+            infos.slot.put(info_sample(0, 0, oversize=MAX_MESSAGE_BYTES + 1))
+            assert await infos.next(timeout=0.05) is None
+            infos.slot.put(Received(b"junk", "", 0))
+            assert await infos.next(timeout=0.05) is None
+        assert infos.skipped == {"oversize": 1, "decode": 1}
+        assert logs[0]["event"] == (f"skipping CameraInfo on rt/camera/info: a {MAX_MESSAGE_BYTES + 1}-byte message "
+                                    f"is not a CameraInfo (at most {MAX_MESSAGE_BYTES} bytes)")
+        assert [log["reason"] for log in logs] == ["oversize", "decode"]
 
-    camera = Producer()
-    try:
-        pid, fd, _ = camera.frames[0]
-
-        async def scenario() -> None:
-            frames = CameraFrames(LatestSlot(), "rt/camera/dma")
-            pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
-            staging = np.zeros((1, 32, 32, 3), np.uint8)
-            frames.slot.put(sample(pid=pid, fd=fd))
-            ref = await frames.next(timeout=scaled(1))
-            assert ref is not None
-            before = len(os.listdir("/proc/self/fd"))
-            for _ in range(20):
-                geometry = await asyncio.to_thread(frames.convert, ref, pre, staging)
-            assert len(os.listdir("/proc/self/fd")) == before
-            assert geometry.top == 4 and staging.any()
-            bad = ref.__class__(ref.pid, 999, ref.layout, ref.header)
-            with pytest.raises(FrameImportError):
-                frames.convert(bad, pre, staging)
-            assert frames.stats.skipped == {"closed_fd": 1}
-
-        run(scenario())
-    finally:
-        camera.stop()
+    run(scenario())

@@ -22,8 +22,9 @@ from edgenode.adapters.delegates import (
 from edgenode.adapters.tflite import load_runtime
 from edgenode.config import ModelSettings
 from edgenode.tools.tflite_builder import TensorDef, echo_model
+from tests.helpers.native import source
 
-FAKE_DELEGATE = (Path(__file__).resolve().parents[1] / "helpers" / "native" / "fake_delegate.c").read_text()
+FAKE_DELEGATE = source("fake_delegate.c").read_text()
 
 
 @pytest.fixture(scope="module")

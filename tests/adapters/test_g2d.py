@@ -14,6 +14,8 @@ import pytest
 from numpy.typing import NDArray
 from structlog.testing import capture_logs
 
+import edgenode.adapters.g2d as g2d_module
+from edgenode.adapters.dma_heap import SharedBuffer
 from edgenode.adapters.g2d import (
     G2D,
     G2DPreprocessor,
@@ -27,8 +29,9 @@ from edgenode.core.pixels import GREY, NV12, RGB, YUYV, FrameLayout, describe_fr
 from edgenode.core.preprocess import CpuPreprocessor, PreprocessError
 from edgenode.core.tensors import TensorSpec
 from edgenode.node.preprocessing import build_preprocessor
+from tests.helpers.native import source
 
-SOURCE = Path(__file__).resolve().parents[1] / "helpers" / "native" / "fake_g2d.c"
+SOURCE = source("fake_g2d.c")
 PHYS = 0x4000_0000  # the camera buffer's "physical address" (never dereferenced by the double)
 
 
@@ -257,11 +260,25 @@ def test_missing_library_or_device_falls_back_with_one_line(modern: FakeLibrary,
                       CpuPreprocessor)
 
 
-def test_auto_without_contiguous_memory_falls_back(modern: FakeLibrary) -> None:
-    # Here there is no /dev/dma_heap: the G2D output buffer cannot be allocated, so auto means CPU.
-    chosen = build_preprocessor(PreprocessSettings(backend="auto"), spec(), library=modern.path)
-    assert isinstance(chosen, CpuPreprocessor) or chosen.name == "g2d"
+def test_auto_without_contiguous_memory_falls_back(modern: FakeLibrary, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """G2D opens, but no dma heap can give its output buffer (an empty heap folder, on any machine): auto means
+    the CPU, with one line saying why; g2d fails with that reason."""
+    def no_heaps(size: int, heaps: tuple[str, ...], **options: object) -> SharedBuffer:
+        return SharedBuffer(size, heaps, **{**options, "heap_dir": tmp_path})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(g2d_module, "SharedBuffer", no_heaps)
+    with capture_logs() as logs:
+        chosen = build_preprocessor(PreprocessSettings(backend="auto"), spec(), library=modern.path)
+    assert isinstance(chosen, CpuPreprocessor)
+    assert [log["event"] for log in logs] == [
+        f"G2D unavailable (no contiguous dma-buf for G2D output: no dma heap of linux,cma, reserved under {tmp_path} "
+        f"could allocate {640 * 640 * 4} bytes); preprocessing on the CPU"]
+    calls = modern.log()
+    assert calls[0] == "open" and calls[-1] == "close"  # the G2D handle opened for the attempt is closed
     chosen.close()
+    with pytest.raises(PreprocessError, match="--preprocess g2d: no contiguous dma-buf for G2D output"):
+        build_preprocessor(PreprocessSettings(backend="g2d"), spec(), library=modern.path)
 
 
 @pytest.mark.device

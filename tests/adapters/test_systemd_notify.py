@@ -6,6 +6,8 @@ import os
 import socket
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from edgenode.adapters.systemd import SystemdNotifier
 
 
@@ -46,8 +48,13 @@ def test_watchdog_for_another_pid_is_ignored() -> None:
     assert SystemdNotifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval is None
 
 
-def test_missing_socket_is_logged_not_raised(tmp_path: Path) -> None:
-    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
-    notifier.ready("x")
-    notifier.ready("y")
+def test_missing_socket_is_logged_once_not_raised(tmp_path: Path) -> None:
+    gone = str(tmp_path / "gone")
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": gone})
+    with capture_logs() as logs:
+        notifier.ready("x")
+        notifier.ready("y")
+        notifier.watchdog()
     notifier.close()
+    assert logs == [{"event": "systemd notify failed", "log_level": "warning", "logger": "edgenode.adapters.systemd",
+                     "socket": gone, "error": "[Errno 2] No such file or directory"}]

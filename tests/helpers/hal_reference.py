@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgenode.config import DecodeSettings
 from edgenode.core.decoder_factory import build_decoder
 from edgenode.core.detections import Detections
 from edgenode.core.model_config import parse_config_text
@@ -69,8 +68,8 @@ def hal_decode(outputs: Sequence[Output], threshold: float, iou: float, aware: b
 def ours(outputs: Sequence[Output], threshold: float, iou: float, aware: bool = False, *,
          config: str | None = None, max_boxes: int = 100) -> Detections:
     specs = [TensorSpec(f"o{i}", o.array.shape, o.array.dtype, o.scale, o.zero_point, i) for i, o in enumerate(outputs)]
-    settings = DecodeSettings(threshold=threshold, iou=iou, max_boxes=max_boxes, nms="aware" if aware else "agnostic")
-    decoder = build_decoder(parse_config_text(config, "test") if config else None, [IMAGE], specs, settings)
+    decoder = build_decoder(parse_config_text(config, "test") if config else None, [IMAGE], specs, threshold=threshold,
+                            iou=iou, max_boxes=max_boxes, nms="aware" if aware else "agnostic")
     return decoder.decode([o.array for o in outputs])
 
 

@@ -266,3 +266,25 @@ def test_overlap_takes_the_next_frame_just_in_time_and_never_queues_two() -> Non
     for frame in range(3, 7):  # once the running means are known
         began, ended = invokes[frame - 1]
         assert began + scaled(0.08) < taken[frame] < ended, (frame, taken[frame] - began)  # due about 0.13 s in
+
+
+@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlap"])
+def test_serial_prepares_into_the_models_input_and_overlap_into_staging_buffers(overlap: bool) -> None:
+    model_input = np.zeros(4, np.int32)
+    given: list[np.ndarray] = []
+
+    def invoke(prepared: np.ndarray) -> InvokeResult:
+        given.append(prepared)
+        return InvokeResult([prepared.copy()], 0, 1, 0)
+
+    posted: list[int] = []
+    plan = stages(list(range(1, 7)), invoke=invoke, posted=posted)
+    plan.model_input = model_input
+    pipeline = Pipeline(plan, poll_seconds=0.01, overlap=overlap)
+    asyncio.run(run_until(pipeline, lambda: len(posted) == 6))
+    pipeline.close()
+    assert posted == list(range(1, 7))
+    if overlap:  # the model's input is being read while the next frame is prepared: never prepared into
+        assert all(array is not model_input for array in given) and len({id(a) for a in given}) == 3
+    else:
+        assert all(array is model_input for array in given)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
+import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,8 @@ from edgenode.tools.camera.cli import main
 from edgenode.tools.camera.scene import SyntheticScene
 from edgenode.tools.camera.simulator import CameraSettings, CameraSimulator
 from edgenode.tools.camera.sources import ImageSource, SceneSource, SourceError, VideoSource, read_image
-from tests.helpers.timing import SCALE, scaled
+from tests.helpers.processes import free_port
+from tests.helpers.timing import scaled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -153,78 +154,68 @@ def test_cli_rejects_bad_values(argv: list[str], message: str, capsys: pytest.Ca
     assert message in capsys.readouterr().err
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def exchange(tmp_path: Path, frames: int, fps: int, extra: list[str]) -> tuple[int, list[int], CameraFrames]:
-    """Run the simulator in a child process and preprocess what arrives.
+def exchange(tmp_path: Path, wanted: int, fps: int, extra: list[str]) -> tuple[list[int], CameraFrames]:
+    """Run the simulator in a child process and preprocess what arrives until ``wanted`` frames are done, then
+    stop it (SIGTERM): however slow this machine, the reader sees as many frames as the test needs.
 
-    Returns the frames processed, this process's open-fd count every 50 frames while they
-    flow (the first sample is taken once everything is warmed up) and the frame source.
+    Returns this process's open-fd count every 50 frames while they flow (the first sample is
+    taken once everything is warmed up) and the frame source.
     """
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     truth = tmp_path / "truth.jsonl"
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", str(fps),
-                               "--frames", str(frames), "--listen", endpoint, "--no-multicast-scouting",
-                               "--ground-truth", str(truth), "--log-level", "warning", *extra],
+                               "--listen", endpoint, "--no-multicast-scouting", "--ground-truth", str(truth),
+                               "--log-level", "warning", *extra],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    async def read() -> tuple[int, list[int], CameraFrames]:
+    async def read() -> tuple[list[int], CameraFrames]:
         bus = ZenohBus.open(ZenohSettings(connect=(endpoint,), multicast_scouting=False))
         try:
             source = CameraFrames.subscribe(bus, "rt/camera/dma", asyncio.get_running_loop(), gap_seconds=5)
             pre = CpuPreprocessor(TensorSpec("images", (1, 32, 32, 3), np.dtype(np.uint8)), "letterbox")
             processed, samples = 0, []
-            while True:
-                # The first frame waits for the camera process to start; then a pause means it is done.
-                got = await source.next_imported(timeout=scaled(1.5 if processed else 30))
-                if got is None:
-                    break
+            while processed < wanted:
+                got = await source.next_imported(timeout=scaled(60))
+                assert got is not None, f"no frame for {scaled(60):g} s after {processed}"
                 with got[1] as frame:
                     pre.run(frame)
                 processed += 1
                 if processed % 50 == 0:
                     samples.append(open_fds())
-            return processed, samples, source
+            return samples, source
         finally:
             bus.close()
 
     try:
         result = asyncio.run(read())
     finally:
+        camera.send_signal(signal.SIGTERM)
         camera.wait(timeout=scaled(60))
         assert camera.stderr is not None
         errors = camera.stderr.read().decode()
         camera.stderr.close()
     assert camera.returncode == 0, errors
-    lines = truth.read_text().splitlines()
-    assert len(lines) == frames and json.loads(lines[-1])["seq"] == frames - 1
+    seqs = [json.loads(line)["seq"] for line in truth.read_text().splitlines()]
+    assert seqs == list(range(len(seqs))) and len(seqs) >= wanted  # every frame published is in its ground truth
     return result
 
 
 @pytest.mark.slow
 def test_two_processes_exchange_thousands_of_frames_with_flat_fds(tmp_path: Path) -> None:
-    start = time.monotonic()
-    processed, fds, source = exchange(tmp_path, 3000, 1000, [])
-    # The reader keeps the newest frame: a slower or busier machine processes fewer of the 3000 (989 were
-    # seen here under a load of 10 on 2 cores). Speed is for the benchmarks; this wants enough for the fd check.
-    assert processed >= 300 / SCALE, f"only {processed} frames processed in {time.monotonic() - start:.1f} s"
+    fds, source = exchange(tmp_path, 1000, 1000, [])
     assert max(fds) == fds[0], f"open fds grew while frames flowed: {fds}"
     stats = source.stats
-    assert stats.skipped_total == 0 and stats.received >= processed
+    assert stats.skipped_total == 0 and stats.received >= 1000
     assert source.importer.late_unmaps == 0
 
 
 def test_two_processes_camera_frame(tmp_path: Path) -> None:
-    processed, fds, source = exchange(tmp_path, 400, 200, ["--camera-frame", "--fourcc", "NV12"])
-    assert processed >= 100 / SCALE and max(fds) == fds[0]
+    fds, source = exchange(tmp_path, 100, 200, ["--camera-frame", "--fourcc", "NV12"])
+    assert max(fds) == fds[0]
     assert source.stats.skipped_total == 0
 
 
@@ -235,17 +226,29 @@ def test_pillow_images_when_installed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_image(path)[0, 0], [10, 200, 30])
 
 
-def test_sigterm_stops_the_simulator_cleanly(tmp_path: Path) -> None:
-    import signal
-
+def test_sigterm_stops_the_simulator_cleanly() -> None:
     camera = subprocess.Popen([sys.executable, "-m", "edgenode.tools.camera", "--size", "64x48", "--fps", "50",
                                "--listen", f"tcp/127.0.0.1:{free_port()}", "--no-multicast-scouting"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert camera.stderr is not None
-    line = "-"
-    while line and "publishing" not in line:  # running, its handler set, once it says so (or EOF: it died)
-        line = camera.stderr.readline()
-    camera.send_signal(signal.SIGTERM)
-    _, errors = camera.communicate(timeout=scaled(10))
-    assert camera.returncode == 0, errors
-    assert "stopped after" in errors
+    lines: list[str] = []
+    publishing = threading.Event()  # its first line once running: its SIGTERM handler is in place
+
+    def read() -> None:
+        assert camera.stderr is not None
+        for line in camera.stderr:
+            lines.append(line)
+            if "publishing" in line:
+                publishing.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert publishing.wait(scaled(60)), "".join(lines)
+        camera.send_signal(signal.SIGTERM)
+        assert camera.wait(scaled(10)) == 0, "".join(lines)
+    finally:
+        if camera.poll() is None:
+            camera.kill()
+            camera.wait()
+    reader.join(scaled(10))
+    assert any("stopped after" in line for line in lines), "".join(lines)

@@ -28,6 +28,7 @@ import zenoh
 from edgenode.core.pixels import YUYV
 from edgenode.messages import CameraFrame, DmaBuffer, Header, Tensor, TensorPlane, Time, encode
 from edgenode.tools.demo.shapes_model import build_shapes_model
+from tests.helpers.native import source
 from tests.helpers.processes import (
     PYTHON,
     Listener,
@@ -379,9 +380,8 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
             node = start("node", "edgenode", "--model", str(shapes), "--log-format", "json", "--threads", "1",
                          "--stats-interval", "0.5", *client)
             camera = start("camera", "edgenode.tools.camera", "--size", "320x240", "--fps", "30", *client)
-            for process in (node, camera):  # both wait for the router: start-up order does not matter
-                wait_until(lambda p=process: "no zenoh router answers" in p.text(), 60,
-                           f"the {process.name} to wait for its router")
+            wait_until(lambda: all("no zenoh router answers" in p.text() for p in (node, camera)), 60,
+                       "the node and the camera to wait for their router")  # start-up order does not matter
             assert node.popen.poll() is None and camera.popen.poll() is None
             routers.append(start_router(tmp_path, router_port))
             listener = Listener([DETECT], [router_port], mode="client")
@@ -433,14 +433,15 @@ def run_node_in_process(model: Path, tmp_path: Path, fail: Callable[[int], bool]
     """Run ``Node`` in this process with a real camera, its model raising on the invokes ``fail(n)`` picks."""
     from structlog.testing import capture_logs
 
-    import edgenode.node.lifecycle as node_module
+    from edgenode.adapters.systemd import SystemdNotifier
     from edgenode.cli import parse_config
+    from edgenode.node import compose
     from edgenode.node.lifecycle import Node
 
     camera_port = free_port()
     config = parse_config(["--model", str(model), "--connect", endpoint(camera_port), "--no-multicast-scouting",
                            "--threads", "1", "--stats-interval", "0.2"], {})
-    real_load = node_module.load_model
+    real_load = compose.load_model
 
     def load(settings: Any, decode: Any) -> Any:
         loaded = real_load(settings, decode)
@@ -456,8 +457,8 @@ def run_node_in_process(model: Path, tmp_path: Path, fail: Callable[[int], bool]
         runtime.invoke = invoke  # type: ignore[method-assign]
         return loaded
 
-    node_module.load_model = load  # type: ignore[assignment]
-    node = Node(config)
+    compose.load_model = load  # type: ignore[assignment]
+    node = Node(compose.NodeParts(config), SystemdNotifier({}))
 
     async def main() -> int:
         running = asyncio.create_task(node.run())
@@ -482,7 +483,7 @@ def run_node_in_process(model: Path, tmp_path: Path, fail: Callable[[int], bool]
             start("camera", *camera_args(camera_port, "--size", "320x240", "--fps", "30"))
             code = asyncio.run(main())
     finally:
-        node_module.load_model = real_load
+        compose.load_model = real_load
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     # The loaded model and zenoh's runtime stay with this process; frame buffers and pidfds must not.
@@ -492,9 +493,11 @@ def run_node_in_process(model: Path, tmp_path: Path, fail: Callable[[int], bool]
 
 
 def test_isolated_invoke_failures_are_skipped_and_counted(shapes: Path, tmp_path: Path) -> None:
-    code, node, logs = run_node_in_process(shapes, tmp_path, fail=lambda n: n > 1 and n % 7 == 0,
-                                           until=lambda n: n.pipeline is not None and n.pipeline.counters.posted >= 60)
-    counters = node.pipeline.counters
+    def sixty_posted(node: Any) -> bool:
+        return node.running is not None and node.running.pipeline.counters.posted >= 60
+
+    code, node, logs = run_node_in_process(shapes, tmp_path, fail=lambda n: n > 1 and n % 7 == 0, until=sixty_posted)
+    counters = node.running.pipeline.counters
     assert code == 0 and counters.posted >= 60
     assert counters.invoke_failed >= 60 // 7 - 1 and counters.invoke_failed == sum(
         1 for entry in logs if entry["event"] == "frame skipped: model invoke failed")
@@ -505,14 +508,14 @@ def test_isolated_invoke_failures_are_skipped_and_counted(shapes: Path, tmp_path
 def test_a_model_that_keeps_failing_exits_1_with_one_clear_line(shapes: Path, tmp_path: Path) -> None:
     code, node, logs = run_node_in_process(shapes, tmp_path, fail=lambda n: n > 20, until=lambda n: False)
     assert code == 1
-    assert node.pipeline.counters.invoke_failed == node.pipeline.max_invoke_failures == 10
+    assert node.running.pipeline.counters.invoke_failed == node.running.pipeline.max_invoke_failures == 10
     fatal = [entry["event"] for entry in logs if entry["log_level"] == "error" and "in a row" in entry["event"]]
     assert fatal == ["the model failed 10 frames in a row: injected failure of invoke 30"]
 
 
 # -- the cache directory is read-only or full ----------------------------------------------------
 
-FAKE_DELEGATE = (Path(__file__).resolve().parents[1] / "helpers" / "native" / "fake_delegate.c").read_text()
+FAKE_DELEGATE = source("fake_delegate.c").read_text()
 
 
 @pytest.fixture(scope="module")

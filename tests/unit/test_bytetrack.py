@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from edgenode.config import DecodeSettings, TrackSettings
-from edgenode.core.bytetrack import ByteTracker, TrackInfo, track_thresholds
+from edgenode.core.bytetrack import ByteTracker, TrackInfo
 
 FRAME_NS = 33_333_333
 START_NS = 1_700_000_000_000_000_000
@@ -213,28 +212,3 @@ def test_bad_inputs_are_refused() -> None:
         ByteTracker(iou=1.5)
     with pytest.raises(ValueError, match="lifespan"):
         ByteTracker(lifespan_ns=-1)
-
-
-@pytest.mark.parametrize(
-    ("threshold", "track", "expected"),
-    [
-        # EdgeFirst 2.7 flags: decoder --threshold, high --track-high-conf.
-        (0.45, TrackSettings(enabled=True, high_conf=0.7, score=0.1), (0.1, 0.7, 0.1)),
-        # EdgeFirst 2.8 flags: --track-score below --threshold lets low boxes reach pass 2.
-        (0.5, TrackSettings(enabled=True, high_conf=0.5, score=0.2), (0.2, 0.5, 0.2)),
-        # --track-score above the high threshold: no pass 2, decoder at --threshold.
-        (0.45, TrackSettings(enabled=True, high_conf=0.6, score=0.8), (0.45, 0.6, 0.6)),
-        # Not tracking: the decoder runs at --threshold.
-        (0.45, TrackSettings(enabled=False), (0.45, 0.7, 0.1)),
-    ],
-)
-def test_threshold_semantics(threshold: float, track: TrackSettings, expected: tuple[float, float, float]) -> None:
-    got = track_thresholds(track, DecodeSettings(threshold=threshold))
-    assert (got.decoder, got.high_conf, got.low_score) == pytest.approx(expected)
-
-
-def test_tracker_from_settings() -> None:
-    settings = TrackSettings(enabled=True, extra_lifespan=1.5, high_conf=0.6, score=0.2, iou=0.3, update=0.5)
-    tracker = ByteTracker.from_settings(settings, DecodeSettings(), id_factory=counter())
-    assert (tracker.high_conf, tracker.low_score, tracker.iou, tracker.lifespan_ns) == (0.6, 0.2, 0.3, 1_500_000_000)
-    assert ids(tracker.update(*frame(moving(0.2, score=0.65)), START_NS)) == ["t0"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
-from edgenode.config import DecodeSettings
 from edgenode.core.decoder_factory import build_decoder
 from edgenode.core.detections import Detections
 from edgenode.core.masks import semantic_mask, sigmoid_255
@@ -36,8 +36,8 @@ def run(outputs: list[Out], config: str | None = None, *, image: TensorSpec = IM
     specs = [TensorSpec(o.name or f"output_{i}", o.array.shape, o.array.dtype, o.scale, o.zero_point, 100 + i)
              for i, o in enumerate(outputs)]
     parsed = parse_config_text(config, "test config") if config else None
-    decode = DecodeSettings(**{"threshold": 0.5, "iou": 0.45, **settings})  # type: ignore[arg-type]
-    decoder = build_decoder(parsed, [image], specs, decode, family=family, ssd=ssd, labels=labels,
+    parameters: dict[str, Any] = {"threshold": 0.5, "iou": 0.45, **settings}
+    decoder = build_decoder(parsed, [image], specs, **parameters, family=family, ssd=ssd, labels=labels,
                             end_to_end=end_to_end)
     detections = decoder.decode([o.array for o in outputs])
     assert detections.boxes.dtype == np.float32 and detections.scores.dtype == np.float32

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 
-from edgenode.logs import configure_logging, get_logger
+from edgenode.logs import configure_logging, get_logger, last_error
 
 
 def test_console_format_is_readable() -> None:
@@ -59,3 +59,14 @@ def test_a_logger_made_before_configuration_follows_it() -> None:
     early.info("filtered out")
     early.error("frame skipped", reason="x")
     assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["frame skipped"]
+
+
+def test_the_newest_error_is_remembered_for_the_status() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream, environ={})
+    get_logger("edgenode.node").warning("a warning is not an error")
+    get_logger("edgenode.node").error("model invoke failed", error="boom")
+    get_logger("edgenode.camera").info("camera frames resumed")
+    error = last_error()
+    assert error is not None and (error["logger"], error["message"]) == ("edgenode.node", "model invoke failed")
+    assert error["at"] > 0

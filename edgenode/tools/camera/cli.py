@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from edgenode.cli import parse_cfg
 from edgenode.config import ZENOH_MODES, ConfigError, ZenohSettings
 from edgenode.core.pixels import FORMATS, FrameLayoutError, format_by_name
 from edgenode.logs import configure_logging, get_logger
@@ -16,6 +17,7 @@ from edgenode.messages import CameraFrame, CameraInfo, CompressedImage, DmaBuffe
 from edgenode.tools.camera.scene import PALETTE, SyntheticScene
 from edgenode.tools.camera.simulator import CameraSettings, CameraSimulator
 from edgenode.tools.camera.sources import FrameSource, ImageSource, SceneSource, SourceError, VideoSource
+from edgenode.tools.camera.status import CameraStatus
 
 
 class UsageError(Exception):
@@ -37,6 +39,13 @@ def parse_size(text: str) -> tuple[int, int]:
     if not sep or min(size) < 16 or max(size) > 16384:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT between 16 and 16384, got {text!r}")
     return size
+
+
+def _cfg(text: str) -> tuple[str, str]:
+    try:
+        return parse_cfg(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     zenoh.add_argument("--connect", action="append", default=[], metavar="ENDPOINT", help="endpoint to connect to")
     zenoh.add_argument("--listen", action="append", default=[], metavar="ENDPOINT", help="endpoint to listen on")
     zenoh.add_argument("--no-multicast-scouting", action="store_true", help="do not discover peers by multicast")
+    zenoh.add_argument("--zenoh-config", type=Path, metavar="FILE", help="zenoh JSON5 config file (flags apply on top)")
+    zenoh.add_argument("--cfg", action="append", default=[], type=_cfg, metavar="KEY:VALUE",
+                       help="zenoh config override, VALUE in JSON5, e.g. 'namespace:\"cam1\"' (repeatable)")
     add("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
 
@@ -91,7 +103,8 @@ def settings_from(args: argparse.Namespace) -> tuple[CameraSettings, ZenohSettin
                                 jpeg_topic=args.jpeg_topic, jpeg_fps=args.jpeg_fps, jpeg_quality=args.jpeg_quality)
         camera.layout()
         zenoh = ZenohSettings(mode=args.mode, connect=tuple(args.connect), listen=tuple(args.listen),
-                              multicast_scouting=not args.no_multicast_scouting)
+                              multicast_scouting=not args.no_multicast_scouting, config_file=args.zenoh_config,
+                              overrides=tuple(args.cfg))
     except (ValueError, FrameLayoutError, ConfigError) as exc:
         raise UsageError(str(exc)) from None
     if args.images and args.video:
@@ -142,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if stop["now"] else 1
     truth: TextIO | None = None
     simulator = None
+    status = None
     try:
         kind = CameraFrame if camera.camera_frame else DmaBuffer
         frames = bus.publication(camera.topic, schema_name(kind))
@@ -151,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         truth = args.ground_truth.open("w", encoding="utf-8") if args.ground_truth else None
         simulator = CameraSimulator(camera, source, frames.put, info.put if info else None, truth,
                                     publish_jpeg=jpeg.put if jpeg else None)
+        status = CameraStatus(bus, camera, simulator)
         published = simulator.run(lambda: stop["now"])
         log.info(f"stopped after {published} frames ({simulator.late} times behind schedule)")
         return 0
@@ -160,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if status is not None:
+            status.close()
         if simulator is not None:
             simulator.close()
         else:

@@ -65,6 +65,12 @@ def demo_model(cache_dir: Path, scratch: Path | None = None) -> Path:
         return fallback
 
 
+def status_command(node_port: int) -> str:
+    """The ``edgenode status`` command that reaches the demo's processes (through the node's port)."""
+    script = Path(sys.executable).parent / "edgenode"
+    return f"{script if script.exists() else 'edgenode'} status --connect tcp/127.0.0.1:{node_port}"
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
     """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit code."""
     if process.poll() is None:
@@ -127,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bridge = start_bridge(args.foxglove_port or free_port(), camera_port, node_port, quiet) if args.foxglove else None
     print(f"edgenode-demo: camera {args.size} at {args.fps:g} fps -> edgenode ({model.name}) -> this view; "
           "Ctrl-C stops", flush=True)
+    print(f"edgenode-demo: their status, from another terminal: {status_command(node_port)}", flush=True)
     view = argparse.Namespace(detect_topic="rt/model/boxes2d", info_topic="rt/model/info", frames=args.frames,
                               timeout=60.0, json=args.json, mode=None, connect=[f"tcp/127.0.0.1:{node_port}"],
                               listen=[], no_multicast_scouting=True)
