@@ -121,7 +121,9 @@ class Publisher:
         config.insert_json5("connect/endpoints", json.dumps([endpoint(port)]))
         config.insert_json5("scouting/multicast/enabled", "false")
         self.session = zenoh.open(config)
-        self.publisher = self.session.declare_publisher(topic)
+        # BLOCK, not zenoh's default DROP: a test that sends one message waits for the node to count it, and a
+        # loaded machine's full transmit queue dropped a 1 MiB one (CI, load average 10).
+        self.publisher = self.session.declare_publisher(topic, congestion_control=zenoh.CongestionControl.BLOCK)
         wait_until(lambda: self.publisher.matching_status.matching, 20, "the node's camera subscription")
 
     def put(self, payload: bytes, encoding: str = "") -> None:
