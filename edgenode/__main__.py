@@ -2,6 +2,6 @@
 
 import sys
 
-from edgenode.cli import main
+from edgenode.entry import main
 
 sys.exit(main())

@@ -8,6 +8,7 @@ status, :mod:`edgenode.fleet.command`) is the one subcommand; it takes the zenoh
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -23,6 +24,7 @@ from edgenode.config import (
     LABEL_MODES,
     LOG_FORMATS,
     LOG_LEVELS,
+    MAX_FRAME_BYTES,
     NMS_MODES,
     PREPROCESS_BACKENDS,
     RESIZE_MODES,
@@ -40,6 +42,7 @@ from edgenode.config import (
     VisualSettings,
     ZenohSettings,
 )
+from edgenode.entry import EarlyStop
 
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("", "false", "0", "no", "off")
@@ -76,15 +79,63 @@ def parse_cfg(text: str) -> tuple[str, str]:
 def _number(kind: Callable[[str], Any], name: str) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
-            return kind(text.strip())
+            value = kind(text.strip())
         except ValueError:
             raise ValueError(f"expected {name}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {text!r}")
+        return value
 
     return convert
 
 
 as_float = _number(float, "a number")
 as_int = _number(int, "an integer")
+
+# RUST_LOG, read as env_logger and tracing's EnvFilter read it: comma-separated directives, each a bare
+# level (the global level), a target (everything of that target) or target=level; a trailing /regex is
+# env_logger's message filter (not supported: dropped). Levels by name or tracing's number (0 = off).
+RUST_LEVELS = {"off": "critical", "error": "error", "warn": "warning", "info": "info", "debug": "debug",
+               "trace": "debug", "0": "critical", "1": "error", "2": "warning", "3": "info", "4": "debug", "5": "debug"}
+OUR_TARGETS = ("edgefirst_model", "edgenode")  # the reference node's target, and ours
+
+
+@dataclass(frozen=True)
+class RustLog:
+    """What RUST_LOG says: our level (None when it names neither a global level nor our target), zenoh's
+    own directives (targets starting with ``zenoh``, for zenoh's logger) and the directives ignored."""
+
+    level: str | None
+    zenoh: str
+    ignored: tuple[str, ...]
+
+
+def parse_rust_log(text: str) -> RustLog:
+    """Read RUST_LOG; the most specific directive naming our target wins over the global level."""
+    global_level: str | None = None
+    ours: tuple[int, str] | None = None
+    zenoh: list[str] = []
+    ignored: list[str] = []
+    for raw in text.split("/", 1)[0].split(","):
+        directive = raw.strip()
+        if not directive:
+            continue
+        target, sep, word = directive.rpartition("=")
+        if not sep:
+            if directive.lower() in RUST_LEVELS:
+                global_level = RUST_LEVELS[directive.lower()]
+                continue
+            target, word = directive, "trace"
+        name = target.split("[", 1)[0].strip()
+        if not name or word.strip().lower() not in RUST_LEVELS:
+            ignored.append(directive)
+            continue
+        word = word.strip().lower()
+        if name.startswith("zenoh"):
+            zenoh.append(f"{target.strip()}={word}")
+        if any(our.startswith(name) for our in OUR_TARGETS) and (ours is None or len(name) >= ours[0]):
+            ours = (len(name), RUST_LEVELS[word])
+    return RustLog(ours[1] if ours else global_level, ",".join(zenoh), tuple(ignored))
 
 
 @dataclass(frozen=True)
@@ -132,14 +183,16 @@ OPTIONS: tuple[Option, ...] = (
     _opt("-m", "--model", env="MODEL", default=None, group=G_MODEL, metavar="FILE",
          help="TFLite model to run (required)"),
     _opt("--edgefirst-config", env="EDGEFIRST_CONFIG", default=None, group=G_MODEL, metavar="FILE",
-         help="YAML or JSON decoder config overriding the model's embedded edgefirst.yaml"),
+         help="YAML or JSON decoder config overriding the model's embedded edgefirst.yaml (a regular file of at "
+              "most 1 MiB)"),
     _opt("--engine", env="ENGINE", default="npu", group=G_MODEL, choices=ENGINES,
          help="npu loads the NPU delegate (falls back to CPU with a log line); cpu runs XNNPACK"),
     _opt("--delegate", env="DELEGATE", default="", group=G_MODEL, metavar="NAME|PATH",
          help="delegate to load: a descriptor name from delegates/ (vx, ethosu, neutron) or a .so path; "
               "overrides --engine"),
     _opt("--threads", env="NUM_THREADS", default=0, convert=as_int, group=G_MODEL, metavar="N",
-         help="CPU threads for the TFLite interpreter; 0 = all cores"),
+         help="CPU threads for the TFLite interpreter; 0 = all cores (more than the cores is cut to them, "
+              "with a warning)"),
     _opt("--schedule", env="SCHEDULE", default="auto", group=G_MODEL, choices=SCHEDULES,
          help="overlap: prepare the next frame (taken just in time) and publish the last one while the model "
               "runs (an NPU, or free cores); serial: only between invokes, so they never slow a model using "
@@ -156,6 +209,9 @@ OPTIONS: tuple[Option, ...] = (
          help="stretch the frame to the model input, or letterbox it (pad 114) keeping its aspect"),
     _opt("--preprocess", env="PREPROCESS", default="auto", group=G_MODEL, choices=PREPROCESS_BACKENDS,
          help="image conversion: G2D when available (auto), G2D only, or CPU only"),
+    _opt("--max-frame-bytes", env="MAX_FRAME_BYTES", default=MAX_FRAME_BYTES, convert=as_int, group=G_MODEL,
+         metavar="BYTES", help="largest camera frame taken (default: 4096x3072 RGBA, 48 MiB); a larger one is "
+                               "skipped and counted (too_large) before its fd is touched"),
     # topics
     _opt("--camera-topic", env="CAMERA_TOPIC", default="rt/camera/dma", group=G_TOPICS, metavar="KEY",
          help="camera frames (edgefirst_msgs/DmaBuffer or CameraFrame)"),
@@ -222,12 +278,16 @@ OPTIONS: tuple[Option, ...] = (
          kind="bool", group=G_ZENOH, help="do not discover peers by multicast"),
     _opt("--zenoh-config", env="ZENOH_CONFIG", default=None, group=G_ZENOH, metavar="FILE",
          help="zenoh JSON5 config file; the flags above and --cfg apply on top"),
+    _opt("--zenoh-shared-memory", env="ZENOH_SHARED_MEMORY", default=False, convert=parse_bool, kind="bool",
+         group=G_ZENOH, help="let zenoh use shared memory (/dev/shm) with local peers; off, since every peer "
+                             "sending large payloads leaves 17 MiB mapped in the node"),
     _opt("--cfg", env="ZENOH_CFG", default=(), convert=parse_cfg, kind="append", group=G_ZENOH,
          metavar="KEY:VALUE", env_split=lambda text: [p for p in text.split(";") if p.strip()],
          help="zenoh config override, VALUE in JSON5, e.g. 'namespace:\"cam1\"' (repeatable; env ';'-separated)"),
     # logging
     _opt("--log-level", env="LOG_LEVEL", default="info", group=G_LOG, choices=LOG_LEVELS,
-         help="least severe level logged (RUST_LOG is read when LOG_LEVEL is unset)"),
+         help="least severe level logged (default: RUST_LOG's global or edgefirst_model level, else info; "
+              "RUST_LOG's zenoh targets, e.g. zenoh=debug, turn on zenoh's own log lines)"),
     _opt("--log-format", env="LOG_FORMAT", default="auto", group=G_LOG, choices=LOG_FORMATS,
          help="console text, JSON lines, or auto: JSON under systemd, text otherwise"),
     _opt("--stats-interval", env="STATS_INTERVAL", default=10.0, convert=as_float, group=G_LOG, metavar="SECONDS",
@@ -333,10 +393,19 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
     return Path(base) / "edgenode"
 
 
-def _log_level(values: dict[str, Any], args: argparse.Namespace, environ: Mapping[str, str]) -> str:
-    if args.log_level is None and "LOG_LEVEL" not in environ and environ.get("RUST_LOG"):
-        word = environ["RUST_LOG"].rsplit("=", 1)[-1].strip().lower()
-        return {"warn": "warning", "trace": "debug", "off": "critical"}.get(word, word) if word else "info"
+def _rust_log(environ: Mapping[str, str]) -> RustLog:
+    """RUST_LOG read; the directives it ignores (as env_logger does) are said in one line on stderr."""
+    rust = parse_rust_log(environ.get("RUST_LOG", ""))
+    if rust.ignored:
+        print(f"edgenode: warning: RUST_LOG: ignoring {', '.join(repr(d) for d in rust.ignored)} "
+              "(not a level: off, error, warn, info, debug, trace)", file=sys.stderr)
+    return rust
+
+
+def _log_level(values: dict[str, Any], args: argparse.Namespace, environ: Mapping[str, str], rust: RustLog) -> str:
+    """--log-level, else LOG_LEVEL, else RUST_LOG's level for us, else info."""
+    if args.log_level is None and not environ.get("LOG_LEVEL"):
+        return rust.level or "info"
     return str(values["log_level"])
 
 
@@ -349,10 +418,11 @@ def zenoh_settings(values: Mapping[str, Any]) -> ZenohSettings:
         multicast_scouting=not values["no_multicast_scouting"],
         config_file=Path(values["zenoh_config"]) if values["zenoh_config"] else None,
         overrides=values["cfg"],
+        shared_memory=values["zenoh_shared_memory"],
     )
 
 
-def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) -> NodeConfig:
+def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str, zenoh_log: str = "") -> NodeConfig:
     """Assemble the typed config; its sections validate ranges and raise ConfigError."""
     v = values
     return NodeConfig(
@@ -386,7 +456,8 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
             classes=v["classes"],
             nms=v["nms"],
         ),
-        preprocess=PreprocessSettings(resize=v["resize"], backend=v["preprocess"]),
+        preprocess=PreprocessSettings(resize=v["resize"], backend=v["preprocess"],
+                                      max_frame_bytes=v["max_frame_bytes"]),
         track=TrackSettings(
             enabled=v["track"],
             extra_lifespan=v["track_extra_lifespan"],
@@ -402,7 +473,7 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str) 
         ),
         visual=VisualSettings(enabled=v["visualization"], labels=v["labels"]),
         log=LogSettings(level=log_level, format=v["log_format"], profile=v["tracy"],
-                        stats_interval=v["stats_interval"]),
+                        stats_interval=v["stats_interval"], zenoh=zenoh_log),
     )
 
 
@@ -414,7 +485,9 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     if not values["model"]:
         raise UsageError("no model: pass --model FILE or set MODEL")
     try:
-        return config_from_values(values, default_cache_dir(environ), _log_level(values, args, environ))
+        rust = _rust_log(environ)
+        return config_from_values(values, default_cache_dir(environ), _log_level(values, args, environ, rust),
+                                  rust.zenoh)
     except ConfigError as exc:
         message = str(exc)
         for option in OPTIONS:  # name the env var when the bad value came from it
@@ -426,10 +499,15 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         raise UsageError(message) from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``edgenode`` console script (``edgenode status ...``: the fleet's status)."""
+def main(argv: Sequence[str] | None = None, early: EarlyStop | None = None) -> int:
+    """Read the command line and run the node (``edgenode status ...``: the fleet's status); ``early`` holds a
+    stop asked for while starting (:mod:`edgenode.entry`, the console script, installs it before anything else)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["status"]:
+        if early is not None:  # the status command stops on Ctrl-C as any command does
+            early.restore()
+            if early.requested:
+                return 0
         from edgenode.fleet.command import main as status
 
         return status(arguments[1:])
@@ -438,9 +516,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"edgenode: error: {exc} (see edgenode --help)", file=sys.stderr)
         return 2
+    if early is not None and early.requested:
+        return 0
     from edgenode.app import run
 
-    return run(config)
+    return run(config, early)
 
 
 if __name__ == "__main__":

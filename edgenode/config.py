@@ -7,6 +7,7 @@ composition root builds the pipeline from it. Each section validates its own ran
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,11 @@ PREPROCESS_BACKENDS = ("auto", "g2d", "cpu")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "console", "json")
 ZSTD_LEVELS = range(-7, 23)
+# The largest camera frame taken by default: 12 MP (4096x3072, the i.MX8M Plus ISP's largest mode) in RGBA,
+# the widest pixel format the node reads. 48 MiB.
+MAX_FRAME_BYTES = 4096 * 3072 * 4
+MAX_TRACK_LIFESPAN = 3600.0  # seconds a lost track may be kept (an hour is far past any use)
+MAX_STATS_INTERVAL = 86400.0  # seconds between stats lines (a day)
 
 
 class ConfigError(ValueError):
@@ -37,13 +43,29 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
+_PORTED = ("tcp", "udp", "tls", "quic", "ws")
+
+
+def _check_endpoint(flag: str, endpoint: str) -> None:
+    """``PROTOCOL/ADDRESS``; the port of an IP protocol is a number in 0..65535 (1.. to connect to)."""
+    protocol, sep, address = endpoint.partition("/")
+    if not sep or not protocol or not address:
+        raise ConfigError(f"{flag} {endpoint!r} is not a zenoh endpoint like tcp/192.168.1.10:7447")
+    if protocol.lower() not in _PORTED:
+        return
+    port = re.split(r"[?#]", address, maxsplit=1)[0].rpartition(":")[2]
+    lowest = 1 if flag == "--connect" else 0
+    if not port.isdigit() or not lowest <= int(port) <= 65535:
+        raise ConfigError(f"{flag} {endpoint}: the port must be a number in {lowest}..65535, got {port!r}")
+
+
 @dataclass(frozen=True)
 class ZenohSettings:
     """How to join the Zenoh network; layered as zenoh-python's examples do.
 
     Layers, last wins: the JSON5 ``config_file`` (or, without one, the EdgeFirst defaults: peer
     mode, multicast scouting on loopback), then ``mode``/``connect``/``listen``/scouting when
-    given, then each ``KEY:VALUE`` override (VALUE is JSON5).
+    given and ``shared_memory`` (off unless asked for), then each ``KEY:VALUE`` override (VALUE is JSON5).
     """
 
     mode: str | None = None
@@ -54,10 +76,14 @@ class ZenohSettings:
     multicast_interface: str = "lo"
     config_file: Path | None = None
     overrides: tuple[tuple[str, str], ...] = ()
+    shared_memory: bool = False
 
     def __post_init__(self) -> None:
         if self.mode is not None:
             _one_of("--mode", self.mode, ZENOH_MODES)
+        for flag, endpoints in (("--connect", self.connect), ("--listen", self.listen)):
+            for endpoint in endpoints:
+                _check_endpoint(flag, endpoint)
         for key, _ in self.overrides:
             if not key or key.startswith("/") or key.endswith("/"):
                 raise ConfigError(f"--cfg key {key!r} must be a path like transport/unicast/max_links")
@@ -135,14 +161,17 @@ class DecodeSettings:
 
 @dataclass(frozen=True)
 class PreprocessSettings:
-    """How camera frames become model input."""
+    """How camera frames become model input; frames over ``max_frame_bytes`` are skipped untouched."""
 
     resize: str = "stretch"
     backend: str = "auto"
+    max_frame_bytes: int = MAX_FRAME_BYTES
 
     def __post_init__(self) -> None:
         _one_of("--resize", self.resize, RESIZE_MODES)
         _one_of("--preprocess", self.backend, PREPROCESS_BACKENDS)
+        if self.max_frame_bytes < 1:
+            raise ConfigError(f"--max-frame-bytes must be at least 1, got {self.max_frame_bytes}")
 
 
 @dataclass(frozen=True)
@@ -157,8 +186,9 @@ class TrackSettings:
     update: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.extra_lifespan < 0:
-            raise ConfigError(f"--track-extra-lifespan must not be negative, got {self.extra_lifespan}")
+        if not 0 <= self.extra_lifespan <= MAX_TRACK_LIFESPAN:
+            raise ConfigError(f"--track-extra-lifespan must be between 0 and {MAX_TRACK_LIFESPAN:g} seconds, "
+                              f"got {self.extra_lifespan}")
         _unit_interval("--track-high-conf", self.high_conf)
         _unit_interval("--track-score", self.score)
         _unit_interval("--track-iou", self.iou)
@@ -195,18 +225,20 @@ class VisualSettings:
 @dataclass(frozen=True)
 class LogSettings:
     """Log level and format; ``profile`` logs every frame's stage spans (``--tracy``);
-    ``stats_interval`` seconds between throughput and stage-time lines."""
+    ``stats_interval`` seconds between throughput and stage-time lines; ``zenoh`` zenoh's own log directives."""
 
     level: str = "info"
     format: str = "auto"
     profile: bool = False
     stats_interval: float = 10.0
+    zenoh: str = ""  # zenoh's own log directives (RUST_LOG syntax, zenoh targets only); empty: zenoh stays quiet
 
     def __post_init__(self) -> None:
         _one_of("--log-level", self.level, LOG_LEVELS)
         _one_of("--log-format", self.format, LOG_FORMATS)
-        if not self.stats_interval > 0:
-            raise ConfigError(f"--stats-interval must be more than 0 seconds, got {self.stats_interval}")
+        if not 0 < self.stats_interval <= MAX_STATS_INTERVAL:
+            raise ConfigError(f"--stats-interval must be more than 0 and at most {MAX_STATS_INTERVAL:g} seconds, "
+                              f"got {self.stats_interval}")
 
 
 @dataclass(frozen=True)

@@ -97,18 +97,23 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     logging.basicConfig(level=numeric, stream=stream, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-class _NamedLogger:
-    """A structlog logger with ``logger=name``, assembled from the configuration in force each time it is used."""
+def get_logger(name: str) -> Any:
+    """A structlog logger bound with ``logger=name``, following the configuration of the moment it logs.
+
+    Lazy: modules make their loggers at import (``log = get_logger(__name__)``), before ``main``
+    calls :func:`configure_logging`; a logger bound at that point would keep structlog's defaults
+    (console text on stdout, every level) whatever ``--log-format`` and ``--log-level`` say.
+    """
+    return _Logger(name)
+
+
+class _Logger:
+    """Looks up structlog's configuration on every call, then logs with ``logger=name`` bound."""
+
+    __slots__ = ("_name",)
 
     def __init__(self, name: str) -> None:
         self._name = name
 
     def __getattr__(self, method: str) -> Any:
         return getattr(structlog.get_logger().bind(logger=self._name), method)
-
-
-def get_logger(name: str) -> Any:
-    """A structlog logger bound with ``logger=name``. A module-level one, made at import, follows
-    :func:`configure_logging` done later (format, level, stream): bound at import, it kept structlog's
-    default console output in the middle of a node's JSON lines."""
-    return _NamedLogger(name)

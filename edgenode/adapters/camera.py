@@ -19,6 +19,7 @@ from typing import Any
 
 from edgenode.adapters.dmabuf import DmaBufImporter, FrameImportError, ImportedFrame
 from edgenode.adapters.zenoh_bus import LatestSlot, Received, ZenohBus
+from edgenode.config import MAX_FRAME_BYTES
 from edgenode.core.ingest import FrameRef, FrameRejected, IngestStats, decode_frame
 from edgenode.logs import get_logger
 from edgenode.messages import CameraInfo, CdrError, decode
@@ -53,13 +54,13 @@ class CameraFrames:
     """Newest-only camera frames with received/dropped/skipped counters (:attr:`stats`)."""
 
     def __init__(self, slot: LatestSlot[Received], topic: str, *, gap_seconds: float = 1.0,
-                 importer: DmaBufImporter | None = None) -> None:
+                 importer: DmaBufImporter | None = None, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         if gap_seconds <= 0:
             raise ValueError(f"gap_seconds must be positive, got {gap_seconds}")
         self.slot = slot
         self.topic = topic
         self.gap_seconds = gap_seconds
-        self.importer = importer or DmaBufImporter()
+        self.importer = importer or DmaBufImporter(max_frame_bytes)
         self._skip = Skips("camera frame")
         self.subscribed_at = time.monotonic()
         self.frame_size: tuple[int, int] | None = None  # width and height of the newest valid frame
@@ -132,14 +133,21 @@ class CameraFrames:
             self._skip(exc.reason, str(exc), "error" if exc.reason == "permission" else "warning")
             return None
 
+    def release(self, frame: ImportedFrame) -> bool:
+        """Release ``frame`` (mapping and fd, whatever happens); False, counted and logged, when its
+        end-of-read sync failed (the frame may have been read while the device still wrote it)."""
+        try:
+            frame.close()
+        except FrameImportError as exc:
+            self._skip(exc.reason, str(exc))
+            return False
+        return True
+
     def importable(self, ref: FrameRef) -> bool:
         """Whether ``ref``'s buffer imports: imported and released in one blocking call (run it off the event
         loop; a caller cancelled meanwhile leaks no fd)."""
         frame = self.open(ref)
-        if frame is None:
-            return False
-        frame.close()
-        return True
+        return frame is not None and self.release(frame)
 
     async def next_imported(self, timeout: float | None = None) -> tuple[FrameRef, ImportedFrame] | None:
         """The newest frame that imports, ready for ``with``; None on timeout."""

@@ -9,6 +9,8 @@ A ``.tflite`` file is a flatbuffer, optionally followed by a ZIP archive of asso
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from edgenode.core.tflite_flatbuffer import FlatbufferError, io_tensors, metadat
 CONFIG_NAMES = ("edgefirst.yaml", "edgefirst.yml", "config.yaml", "config.yml")  # first found wins
 WANTED = (*CONFIG_NAMES, "labels.txt", "metadata.json")
 MAX_MEMBER_BYTES = 16 * 1024 * 1024  # larger archive members are not metadata: never read them
+MAX_CONFIG_BYTES = 1024 * 1024  # a decoder config is a few hundred bytes
 
 
 class ModelFileError(ModelError):
@@ -113,15 +116,40 @@ def _embedded_files(path: Path) -> dict[str, bytes]:
     return found
 
 
+_FILE_KINDS = {stat.S_IFIFO: "a pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory"}
+
+
 def read_config_file(path: Path) -> ModelConfig:
-    """``--edgefirst-config FILE``: YAML (``.yaml``/``.yml``) or JSON (``.json``)."""
+    """``--edgefirst-config FILE``: YAML (``.yaml``/``.yml``) or JSON (``.json``), a regular file of at
+    most ``MAX_CONFIG_BYTES``. Opened without blocking, so a FIFO or a device is refused, never waited on
+    or read without end."""
     suffix = path.suffix.lower()
     if suffix not in (".yaml", ".yml", ".json"):
         raise ModelError(f"--edgefirst-config {path} must be a .yaml, .yml or .json file")
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise ModelError(f"--edgefirst-config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ModelError(f"--edgefirst-config {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a file")
+            raise ModelError(f"--edgefirst-config {path} is not a regular file ({kind})")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ModelError(f"--edgefirst-config {path} is {info.st_size} bytes; a decoder config is at most "
+                             f"{MAX_CONFIG_BYTES}")
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:  # it grew since fstat
+            raise ModelError(f"--edgefirst-config {path} is over {MAX_CONFIG_BYTES} bytes")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ModelError(f"--edgefirst-config {path}: cannot read it ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"--edgefirst-config {path}: cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
     return parse_config_text(text, f"--edgefirst-config {path}", json_format=suffix == ".json")

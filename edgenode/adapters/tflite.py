@@ -127,7 +127,11 @@ def load_runtime(path: Path, settings: ModelSettings, *, environ: Mapping[str, s
                  descriptors: Path | None = None, runtimes: Sequence[Runtime] | None = None) -> TFLiteRuntime:
     """Load ``path`` with the delegate ``settings`` ask for (CPU when it cannot load) and warm it up."""
     check_model_file(path)
-    threads = settings.threads or available_cores()
+    cores = available_cores()
+    threads = settings.threads or cores
+    if threads > cores:  # more threads than cores only makes them wait for each other, every invoke
+        _log().warning(f"--threads {threads} is more than the {cores} cores this process may run on; using {cores}")
+        threads = cores
     plans = plan_delegates(settings, environ, descriptors)
     problems = []
     for runtime in runtimes or import_runtimes():

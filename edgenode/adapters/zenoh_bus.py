@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +23,10 @@ import zenoh
 
 from edgenode.config import ZenohSettings
 from edgenode.core.status import STATUS_SELECTOR, QueryBudget, status_key
+from edgenode.logs import get_logger
 
 T = TypeVar("T")
+CONNECT_CHECK_SECONDS = 2.0  # first look at whether the --connect endpoints answer (then 2x, up to a minute)
 
 STATUS_RATE = 50.0  # status replies a second, at most, whatever the query rate; the rest are refused
 STATUS_BURST = 25
@@ -37,10 +41,59 @@ class ZenohUnreachable(ZenohConfigError):
     """In client mode, no router answers at the ``--connect`` endpoints (yet)."""
 
 
+_RUST_LOCATION = re.compile(r"\s+at /\S+\.rs:\d+\.?")
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+_SERDE_MESSAGE = re.compile(r"(?:Json5Err\()?(?:JSON error: )?Message \{ msg: " + _QUOTED +
+                            r", location: (?:Some\(Location \{ line: (\d+), column: (\d+) \}\)|None) \}\)?")
+_PEST_MESSAGE = re.compile(r"-->\s*(\d+):(\d+).*?\n\s*=\s*([^\n]+)", re.S)
+_RUST_STRING = re.compile(r"Str\(" + _QUOTED + r"\)")
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], text)
+
+
+def _where(line: str | None, column: str | None) -> str:
+    return f" (line {line}, column {column})" if line else ""
+
+
 def _one_line(exc: BaseException) -> str:
-    """zenoh's message on one line, without the Rust source location it appends."""
-    text = " ".join(str(exc).split())
-    return re.sub(r"\s+at /\S+\.rs:\d+\.?$", "", text) or type(exc).__name__
+    """zenoh's message as one readable line: no Rust source locations, no ``Json5Err(Message { ... })``
+    wrapping, a JSON5 syntax error as its reason and position."""
+    text = _RUST_LOCATION.sub("", str(exc))
+    text = _RUST_STRING.sub(lambda m: _unescape(m[1]), text)
+    serde = _SERDE_MESSAGE.search(text)
+    if serde:
+        message = _unescape(serde[1])
+        pest = _PEST_MESSAGE.search(message)
+        message = f"{pest[3].strip()}{_where(pest[1], pest[2])}" if pest else f"{message}{_where(serde[2], serde[3])}"
+        text = text[:serde.start()] + message + text[serde.end():]
+    else:
+        pest = _PEST_MESSAGE.search(text)
+        if pest:
+            text = f"{pest[3].strip()}{_where(pest[1], pest[2])}"
+    return " ".join(text.split()).rstrip(".") or type(exc).__name__
+
+
+def init_zenoh_logging(directives: str) -> None:
+    """Turn on zenoh's own log lines (its Rust tracing, printed on stdout) for ``directives``.
+
+    ``directives`` are RUST_LOG's zenoh targets (``zenoh=warn,zenoh::net=debug``): zenoh reads
+    its filter from RUST_LOG only, so the variable holds just those while zenoh reads it, and the
+    process's own value is put back. Once per process (later calls change nothing).
+    """
+    start = getattr(zenoh, "try_init_log_from_env", None)
+    if start is None:  # pragma: no cover - a zenoh without it
+        return
+    previous = os.environ.get("RUST_LOG")
+    os.environ["RUST_LOG"] = directives
+    try:
+        start()
+    finally:
+        if previous is None:
+            del os.environ["RUST_LOG"]
+        else:
+            os.environ["RUST_LOG"] = previous
 
 
 def build_zenoh_config(settings: ZenohSettings) -> zenoh.Config:
@@ -50,7 +103,7 @@ def build_zenoh_config(settings: ZenohSettings) -> zenoh.Config:
         try:
             config = zenoh.Config.from_file(str(settings.config_file))
         except Exception as exc:
-            raise ZenohConfigError(f"--zenoh-config {settings.config_file}: {exc}") from None
+            raise ZenohConfigError(f"--zenoh-config {settings.config_file}: {_one_line(exc)}") from None
     else:
         config = zenoh.Config()
         _insert(config, "mode", json.dumps("peer"), "default mode")
@@ -63,6 +116,9 @@ def build_zenoh_config(settings: ZenohSettings) -> zenoh.Config:
         _insert(config, "listen/endpoints", json.dumps(list(settings.listen)), "--listen")
     if not settings.multicast_scouting:
         _insert(config, "scouting/multicast/enabled", "false", "--no-multicast-scouting")
+    # The node has no use for zenoh's shared memory, and each peer that sends a large payload through it
+    # leaves its segments (17 MiB and two fds per peer) mapped in the node: off unless asked for.
+    _insert(config, "transport/shared_memory/enabled", json.dumps(settings.shared_memory), "--zenoh-shared-memory")
     for key, value in settings.overrides:
         _insert(config, key, value, f"--cfg {key}")
     _bound_status_queries(config)
@@ -85,7 +141,7 @@ def _insert(config: zenoh.Config, key: str, value: str, origin: str) -> None:
     try:
         config.insert_json5(key, value)
     except Exception as exc:
-        raise ZenohConfigError(f"{origin}: zenoh rejects {key}={value}: {exc}") from None
+        raise ZenohConfigError(f"{origin}: zenoh rejects {key}={value}: {_one_line(exc)}") from None
 
 
 def key_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
@@ -191,20 +247,71 @@ class Publication:
             pass
 
 
-class ZenohBus:
-    """An open zenoh session with helpers for the node's publishers and subscriptions."""
+def _addresses(endpoint: str) -> set[str]:
+    """The locators a link to ``endpoint`` may report: itself without metadata, and its host resolved."""
+    locator = re.split(r"[?#]", endpoint, maxsplit=1)[0]
+    found = {locator}
+    protocol, _, address = locator.partition("/")
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and not host.startswith("["):
+        try:
+            for *_, sockaddr in socket.getaddrinfo(host, int(port), proto=socket.IPPROTO_TCP):
+                ip = str(sockaddr[0])
+                found.add(f"{protocol}/{'[' + ip + ']' if ':' in ip else ip}:{port}")
+        except (OSError, UnicodeError):
+            pass
+    return found
 
-    def __init__(self, session: zenoh.Session, namespace: str = "") -> None:
+
+class ZenohBus:
+    """An open zenoh session with helpers for the node's publishers and subscriptions.
+
+    With ``connect`` endpoints it watches them: zenoh retries an endpoint nobody answers at
+    silently and forever, so one warning line says so per endpoint (and one line when it answers).
+    """
+
+    def __init__(self, session: zenoh.Session, namespace: str = "", connect: tuple[str, ...] = ()) -> None:
         self.session = session
         self.namespace = namespace  # zenoh's ``namespace`` setting: the prefix of every key on the wire
         self._closables: list[Callable[[], None]] = []
+        self._closed = threading.Event()
+        if connect:
+            threading.Thread(target=self._watch_connect, args=(connect,), name="edgenode-zenoh-connect",
+                             daemon=True).start()
+
+    def _linked(self) -> set[str] | None:
+        """Remote locators of the open links (None: this zenoh has no ``links()``, only whether any peer is up)."""
+        info = self.session.info
+        if not hasattr(info, "links"):
+            return None if (info.peers_zid() or info.routers_zid()) else set()
+        return {str(link.dst) for link in info.links()}
+
+    def _watch_connect(self, endpoints: tuple[str, ...]) -> None:
+        addresses = {endpoint: _addresses(endpoint) for endpoint in endpoints}
+        down: set[str] = set()
+        delay = CONNECT_CHECK_SECONDS
+        while not self._closed.wait(delay):
+            try:
+                linked = self._linked()
+            except Exception:  # the session is closing
+                return
+            for endpoint in endpoints:
+                answers = linked is None or bool(addresses[endpoint] & linked)
+                if not answers and endpoint not in down:
+                    down.add(endpoint)
+                    get_logger("edgenode.zenoh").warning(
+                        f"--connect {endpoint}: no zenoh peer answers there yet; zenoh keeps trying")
+                elif answers and endpoint in down:
+                    down.discard(endpoint)
+                    get_logger("edgenode.zenoh").info(f"--connect {endpoint}: connected")
+            delay = min(delay * 2, 60.0)
 
     @classmethod
     def open(cls, settings: ZenohSettings) -> ZenohBus:
         """Open a session; raises ZenohConfigError with zenoh's reason when it cannot."""
         config = build_zenoh_config(settings)
         try:
-            return cls(zenoh.open(config), namespace=configured_namespace(config))
+            return cls(zenoh.open(config), namespace=configured_namespace(config), connect=settings.connect)
         except Exception as exc:
             message = _one_line(exc)
             if message.startswith("Unable to connect to any of"):
@@ -341,6 +448,7 @@ class ZenohBus:
 
     def close(self) -> None:
         """Undeclare everything and close the session."""
+        self._closed.set()
         for close in reversed(self._closables):
             close()
         self._closables.clear()

@@ -39,22 +39,32 @@ _DECODERS: dict[str, Callable[[Layout, DecodeParams], Decoder]] = {
 
 def decode_params(layout: Layout, *, threshold: float, iou: float, max_boxes: int, nms: str = "",
                   classes: Sequence[str] = (), label_offset: int = 0, labels: Sequence[str] = (),
-                  candidate_cap: int = CANDIDATE_CAP) -> DecodeParams:
+                  candidate_cap: int = CANDIDATE_CAP, warn: Callable[[str], None] | None = None) -> DecodeParams:
     """Resolve the parameters against the model: NMS mode (``nms`` beats the config's ``nms:``, which
-    beats class-agnostic) and ``classes`` names to class indices (via ``labels`` and ``label_offset``)."""
+    beats class-agnostic) and ``classes`` names to class indices (via ``labels`` and ``label_offset``).
+
+    A class is named by its label, or by its index where the labels end (as ``label_for`` names it),
+    and only up to the model's class count (any index, for heads that give class ids and no count).
+    Names that are not classes of the model are said through ``warn`` and left out; when none is
+    left, nothing could ever be published: ModelError.
+    """
     mode = nms or layout.nms or "agnostic"
     indices = None
     if classes:
         count = max(layout.num_classes, len(labels) - label_offset, 0)
         names = {label_for(labels, index, label_offset): index for index in range(count)}
-        for name in classes:  # beyond the labels, classes are named by index (as label_for does)
-            if name not in names and name.isdigit() and int(name) >= len(labels):
-                names[name] = int(name) - label_offset
+        if not layout.num_classes:  # end-to-end heads carry class ids, not a class axis: any index beyond the labels
+            names.update({name: int(name) - label_offset for name in classes
+                          if name not in names and name.isdigit() and int(name) >= len(labels)})
         unknown = [name for name in classes if name not in names]
-        if unknown:
-            known = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
-            raise ModelError(f"--classes {', '.join(unknown)}: not a label of this model (labels: {known or 'none'})")
-        indices = tuple(sorted({names[name] for name in classes}))
+        known = [name for name in classes if name in names]
+        listed = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
+        if not known:
+            raise ModelError(f"--classes {', '.join(unknown)}: not a label of this model (labels: {listed or 'none'})")
+        if unknown and warn is not None:
+            warn(f"--classes {', '.join(unknown)}: not a class of this model (labels: {listed}); "
+                 f"keeping only {', '.join(known)}")
+        indices = tuple(sorted({names[name] for name in known}))
     return DecodeParams(threshold, iou, max_boxes, mode == "aware", indices, candidate_cap)
 
 

@@ -2,7 +2,7 @@
 
 Stretch (the EdgeFirst Model Node's behaviour) fills the whole input, so model-normalised
 boxes already are frame-normalised. Letterbox keeps the aspect ratio, centres the frame and
-pads the rest; its boxes are shifted and scaled back and clipped to the frame.
+pads the rest; its boxes are shifted and scaled back. Either way they are clipped to the frame.
 """
 
 from __future__ import annotations
@@ -54,15 +54,18 @@ class InputGeometry:
                 (self.left + self.width) / self.input_width, (self.top + self.height) / self.input_height)
 
     def boxes_to_frame(self, boxes: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Map ``(N, 4)`` model-normalised x1, y1, x2, y2 boxes to frame-normalised ones.
+        """Map ``(N, 4)`` model-normalised x1, y1, x2, y2 boxes to frame-normalised ones, clipped to 0..1.
 
-        Identity geometry returns ``boxes`` itself (no copy); otherwise a new float32 array
-        clipped to 0..1.
+        Decoders give boxes a little past the input's edge (a box centred near it); published
+        coordinates stay inside the frame. Identity geometry returns ``boxes`` itself when they
+        are inside already (no copy); otherwise a new float32 array.
         """
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"boxes must be (N, 4), got {boxes.shape}")
         if self.is_identity:
-            return boxes
+            if not boxes.size or (boxes.min() >= 0.0 and boxes.max() <= 1.0):
+                return boxes
+            return np.clip(boxes, 0.0, 1.0).astype(np.float32, copy=False)
         scale = np.array([self.input_width / self.width, self.input_height / self.height] * 2, np.float32)
         shift = np.array([self.left / self.width, self.top / self.height] * 2, np.float32)
         mapped = boxes.astype(np.float32) * scale - shift

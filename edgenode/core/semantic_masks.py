@@ -23,6 +23,20 @@ def slice_classes(mask: NDArray[np.uint8], classes: Sequence[int]) -> NDArray[np
     return out
 
 
+def mask_classes_problem(classes: Sequence[int], channels: int | None) -> str | None:
+    """What is wrong with ``--mask-classes`` for a model whose semantic mask has ``channels`` class
+    channels (None: the model has no semantic mask), or None when nothing is."""
+    if not classes:
+        return None
+    if channels is None:
+        return f"--mask-classes {', '.join(map(str, classes))}: this model has no semantic mask; nothing to select"
+    beyond = [index for index in classes if index >= channels]
+    if not beyond:
+        return None
+    return (f"--mask-classes {', '.join(map(str, beyond))}: the model's semantic mask has {channels} class channels "
+            f"(0..{channels - 1}); those channels are published as zeros")
+
+
 def mask_message(mask: NDArray[np.uint8]) -> Mask:
     """Mask with all class channels interleaved (HWC) and length 1, as the reference sends it."""
     height, width = int(mask.shape[0]), int(mask.shape[1])

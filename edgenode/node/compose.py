@@ -144,7 +144,8 @@ class NodeParts:
         config, topics = self.config, self.config.topics
         size = StreamSize()
         publishers = Publishers(bus, topics, config.mask, config.visual, size=size, model_path=str(config.model.path))
-        frames = CameraFrames(bus.subscribe_latest(topics.camera, loop, max_bytes=MAX_MESSAGE_BYTES), topics.camera)
+        frames = CameraFrames(bus.subscribe_latest(topics.camera, loop, max_bytes=MAX_MESSAGE_BYTES), topics.camera,
+                              max_frame_bytes=self.config.preprocess.max_frame_bytes)
         infos = None
         if config.visual.enabled and topics.camera_info:
             infos = CameraInfos(bus.subscribe_latest(topics.camera_info, loop, max_bytes=MAX_MESSAGE_BYTES),
@@ -157,7 +158,8 @@ class NodeParts:
 
     def load_model(self) -> LoadedModel:
         """The model, its decoder keeping boxes from the decoder threshold up (blocking; raises ModelError)."""
-        return load_model(self.config.model, replace(self.config.decode, threshold=self.thresholds.decoder))
+        return load_model(self.config.model, replace(self.config.decode, threshold=self.thresholds.decoder),
+                          self.config.mask.classes)
 
     def tracker(self) -> ByteTracker | None:
         """A tracker for one stream with ``--track``, configured from the ``--track-*`` flags."""

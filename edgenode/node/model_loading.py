@@ -17,6 +17,7 @@ from edgenode.core.decoder_factory import decode_params, decoder_for
 from edgenode.core.decoding import Decoder
 from edgenode.core.model_description import ModelDescription, model_format, model_name
 from edgenode.core.model_layout import Layout, describe_outputs, resolve_layout
+from edgenode.core.semantic_masks import mask_classes_problem
 from edgenode.core.tensors import TensorSpec
 from edgenode.logs import get_logger
 
@@ -39,8 +40,11 @@ class LoadedModel:
         return self.decoder.layout
 
 
-def load_model(model: ModelSettings, decode: DecodeSettings) -> LoadedModel:
-    """Load ``model.path`` as the settings say; raises ``ModelError`` (one line) when it cannot be used."""
+def load_model(model: ModelSettings, decode: DecodeSettings, mask_classes: Sequence[int] = ()) -> LoadedModel:
+    """Load ``model.path`` as the settings say; raises ``ModelError`` (one line) when it cannot be used.
+
+    ``--classes`` and ``--mask-classes`` that the model does not have are warned about, naming the flag.
+    """
     file = read_model_file(model.path)
     config = read_config_file(model.edgefirst_config) if model.edgefirst_config else file.embedded_config()
     labels = file.labels()
@@ -51,7 +55,12 @@ def load_model(model: ModelSettings, decode: DecodeSettings) -> LoadedModel:
 
     layout = plan(file.inputs, file.outputs)
     params = decode_params(layout, threshold=decode.threshold, iou=decode.iou, max_boxes=decode.max_boxes,
-                           nms=decode.nms, classes=decode.classes, label_offset=decode.label_offset, labels=labels)
+                           nms=decode.nms, classes=decode.classes, label_offset=decode.label_offset, labels=labels,
+                           warn=_log().warning)
+    channels = layout.get("segmentation").shape[-1] if layout.has("segmentation") else None
+    problem = mask_classes_problem(mask_classes, channels)
+    if problem:
+        _log().warning(problem)
     runtime = load_runtime(model.path, model)
     if [(s.name, s.shape) for s in runtime.outputs] != [(s.name, s.shape) for s in file.outputs]:
         layout = plan(runtime.inputs, runtime.outputs)

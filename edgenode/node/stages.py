@@ -87,8 +87,13 @@ class PrepareStage:
         frame = self.frames.open(ref)  # an import failure is counted by reason and logged there
         if frame is None:
             raise FrameSkipped(f"frame {ref.fd} of pid {ref.pid} could not be imported")
-        with frame:
-            return self.preprocessor.run(frame, into)
+        try:
+            geometry = self.preprocessor.run(frame, into)
+        finally:
+            released = self.frames.release(frame)  # a failing end-of-read sync too is counted and logged there
+        if not released:
+            raise FrameSkipped(f"frame {ref.fd} of pid {ref.pid}: the end-of-read sync failed")
+        return geometry
 
 
 class InvokeStage:

@@ -1,8 +1,9 @@
 """``edgenode-view``: a live console view of what a node publishes (Detect and ModelInfo).
 
 One line per Detect: frame stamp, boxes with label, score, track and pixel-free normalised box;
-``--json`` prints the same as JSON lines for scripts. Exits after ``--frames`` messages, or with
-status 1 when nothing arrives for ``--timeout`` seconds.
+``--json`` prints the same as JSON lines for scripts (and nothing else on stdout: the model's name
+and any message goes to stderr). Exits after ``--frames`` messages, or with status 1 when nothing
+arrives for ``--timeout`` seconds; a bad flag value exits 2 with one line naming it.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import NoReturn
 
 from edgenode.adapters.zenoh_bus import Received, ZenohBus, ZenohConfigError
-from edgenode.config import ZENOH_MODES, ZenohSettings
+from edgenode.config import ZENOH_MODES, ConfigError, ZenohSettings
+from edgenode.logs import configure_logging
 from edgenode.messages import CdrError, Detect, ModelInfo, decode
 
 
@@ -58,11 +62,11 @@ def describe(detect: Detect) -> FrameSummary:
 
 async def watch(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
-    settings = ZenohSettings(mode=args.mode, connect=tuple(args.connect), listen=tuple(args.listen),
-                             multicast_scouting=not args.no_multicast_scouting)
     try:
+        settings = ZenohSettings(mode=args.mode, connect=tuple(args.connect), listen=tuple(args.listen),
+                                 multicast_scouting=not args.no_multicast_scouting)
         bus = ZenohBus.open(settings)
-    except ZenohConfigError as exc:
+    except (ConfigError, ZenohConfigError) as exc:
         print(f"edgenode-view: error: {exc}", file=sys.stderr)
         return 2
     queue: asyncio.Queue[tuple[str, Received]] = asyncio.Queue(maxsize=256)
@@ -88,7 +92,7 @@ async def watch(args: argparse.Namespace) -> int:
                     name = decode(ModelInfo, sample.payload).model_name
                     if name != model:
                         model = name
-                        print(f"model: {model}", flush=True)
+                        print(f"model: {model}", file=sys.stderr if args.json else sys.stdout, flush=True)
                     continue
                 detect = decode(Detect, sample.payload)
             except CdrError as exc:
@@ -104,19 +108,62 @@ async def watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edgenode-view", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--detect-topic", default="rt/model/boxes2d")
-    parser.add_argument("--info-topic", default="rt/model/info")
-    parser.add_argument("--frames", type=int, default=0, help="stop after this many Detect messages (0 = never)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="give up after this many quiet seconds")
-    parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
-    parser.add_argument("--mode", choices=ZENOH_MODES, default=None)
-    parser.add_argument("--connect", action="append", default=[])
-    parser.add_argument("--listen", action="append", default=[])
-    parser.add_argument("--no-multicast-scouting", action="store_true")
+DESCRIPTION = ("Live console view of what an edgenode publishes: one line per Detect message (stamp, stage times, "
+               "each box's label, track, score and corners), or JSON lines with --json.")
+
+
+def seconds(text: str) -> float:
+    """A number of seconds above 0 (finite)."""
     try:
-        return asyncio.run(watch(parser.parse_args(argv)))
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def frame_count(text: str) -> int:
+    """0 (until stopped) or a positive number of frames."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (until stopped) or more, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line naming the flag (argparse's ``argument --x: ...``), exit 2."""
+        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgenode-view", description=DESCRIPTION)
+    add = parser.add_argument
+    add("--detect-topic", default="rt/model/boxes2d", metavar="KEY",
+        help="topic of the node's boxes (edgefirst_msgs/Detect) [default rt/model/boxes2d]")
+    add("--info-topic", default="rt/model/info", metavar="KEY",
+        help="topic of the node's model description (edgefirst_msgs/ModelInfo) [default rt/model/info]")
+    add("--frames", type=frame_count, default=0, metavar="N", help="stop after N Detect messages (0 = until Ctrl-C)")
+    add("--timeout", type=seconds, default=30.0, metavar="SECONDS",
+        help="exit 1 when nothing arrives for this long [default 30]")
+    add("--json", action="store_true", help="JSON lines on stdout instead of text (everything else on stderr)")
+    add("--mode", choices=ZENOH_MODES, default=None, help="zenoh session mode [default peer]")
+    add("--connect", action="append", default=[], metavar="ENDPOINT",
+        help="zenoh endpoint to connect to, e.g. tcp/192.168.1.10:7447 (repeatable)")
+    add("--listen", action="append", default=[], metavar="ENDPOINT", help="zenoh endpoint to listen on (repeatable)")
+    add("--no-multicast-scouting", action="store_true", help="do not discover zenoh peers by multicast")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging("warning", "console", stream=sys.stderr)  # zenoh adapter warnings: never on stdout
+    try:
+        return asyncio.run(watch(args))
     except KeyboardInterrupt:
         return 0
 

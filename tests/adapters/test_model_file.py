@@ -170,3 +170,61 @@ def test_builder_rejects_mistakes() -> None:
         options("Pool2DOptions", padding="FULL")
     with pytest.raises(ValueError, match="does not fill"):
         builder.add_tensor("c", [2, 2], np.float32, data=np.zeros(3, np.float32))
+
+
+# -- issue 11: --edgefirst-config is read bounded, and only from a regular file --
+
+
+def test_a_config_that_is_a_device_is_refused(tmp_path: Path) -> None:
+    """``/dev/zero`` as the config was read until MemoryError."""
+    link = tmp_path / "zero.yaml"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match=r"^--edgefirst-config .*zero\.yaml is not a regular file \(a character "
+                                         r"device\)$"):
+        read_config_file(link)
+
+
+def test_a_config_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO with no writer made model loading hang forever in open()."""
+    import os
+    import threading
+
+    from tests.helpers.timing import scaled
+
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_config_file(fifo)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(scaled(10))
+    if reader.is_alive():  # unblock the reader's open() before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(scaled(10))
+    assert outcome and isinstance(outcome[0], ModelError), outcome
+    assert str(outcome[0]) == f"--edgefirst-config {fifo} is not a regular file (a pipe)"
+
+
+def test_a_huge_config_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from edgenode.adapters.model_file import MAX_CONFIG_BYTES
+
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as handle:
+        handle.truncate(2**40)  # sparse: 1 TiB that reading would try to hold
+    with pytest.raises(ModelError, match=rf"is {2**40} bytes; a decoder config is at most {MAX_CONFIG_BYTES}"):
+        read_config_file(big)
+
+
+def test_a_directory_or_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "dir.yaml"
+    folder.mkdir()
+    with pytest.raises(ModelError, match=r"dir\.yaml is not a regular file \(a directory\)$"):
+        read_config_file(folder)
+    with pytest.raises(ModelError, match=r"missing\.yaml: no such file$"):
+        read_config_file(tmp_path / "missing.yaml")

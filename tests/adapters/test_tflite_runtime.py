@@ -106,3 +106,20 @@ def test_corrupt_model_is_a_one_line_error(tmp_path: Path, echo_path: Path) -> N
     assert "\n" not in str(error.value)
     with pytest.raises(ModelFileError, match="no such file"):
         load_runtime(tmp_path / "none.tflite", ModelSettings(tmp_path / "none.tflite", engine="cpu"))
+
+
+def test_more_threads_than_cores_is_said_and_bounded(echo_path: Path) -> None:
+    """``--threads 100000`` made every frame wait for seconds; it is cut to the cores the process may use."""
+    from structlog.testing import capture_logs
+
+    from edgenode.adapters.tflite import available_cores
+
+    cores = available_cores()
+    with capture_logs() as logs:
+        runtime = load_runtime(echo_path, ModelSettings(echo_path, engine="cpu", threads=100000))
+    assert runtime.threads == cores
+    warnings = [log["event"] for log in logs if log["log_level"] == "warning"]
+    assert warnings == [f"--threads 100000 is more than the {cores} cores this process may run on; using {cores}"]
+    with capture_logs() as logs:
+        assert load_runtime(echo_path, ModelSettings(echo_path, engine="cpu", threads=cores)).threads == cores
+    assert not [log for log in logs if log["log_level"] == "warning"]

@@ -185,3 +185,137 @@ def test_payloads_over_the_limit_are_counted_not_copied() -> None:
             listener.close()
 
     asyncio.run(scenario())
+
+
+# -- issue 11: no shared memory by default, zenoh errors in one line, unreachable peers said --
+
+PEER = r"""
+import sys, time, zenoh
+config = zenoh.Config()
+config.insert_json5("connect/endpoints", '["{endpoint}"]')
+config.insert_json5("scouting/multicast/enabled", "false")
+session = zenoh.open(config)  # zenoh's defaults: shared memory on, payloads over 3 KiB through /dev/shm
+deadline = time.monotonic() + {timeout}
+while not session.info.peers_zid() and time.monotonic() < deadline:
+    time.sleep(0.01)
+publisher = session.declare_publisher("rt/test/shm")
+while sys.stdin.readline().strip() == "put":
+    publisher.put(bytes(1 << 20))
+session.close()
+"""
+
+
+def zenoh_segments() -> int:
+    with open("/proc/self/maps") as maps:
+        return sum(1 for line in maps if "/dev/shm/" in line and line.rstrip().endswith(".zenoh"))
+
+
+def open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_shared_memory_is_off_unless_asked_for() -> None:
+    assert json.loads(build_zenoh_config(ZenohSettings()).get_json("transport/shared_memory/enabled")) is False
+    assert json.loads(build_zenoh_config(ZenohSettings(shared_memory=True))
+                      .get_json("transport/shared_memory/enabled")) is True
+
+
+def test_peers_coming_and_going_leave_no_shared_memory_mapped() -> None:
+    """Each short-lived peer sending a large payload used to leave 17 MiB of /dev/shm mapped (and two fds)."""
+    import subprocess
+    import sys
+    import threading
+
+    from tests.helpers.timing import scaled
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    bus = ZenohBus.open(ZenohSettings(listen=(endpoint,), multicast_scouting=False))
+    got = threading.Semaphore(0)
+    try:
+        bus.session.declare_subscriber("rt/test/shm", lambda sample: got.release())
+        segments, fds = [], []
+        for _ in range(4):
+            peer = subprocess.Popen([sys.executable, "-c", PEER.replace("{endpoint}", endpoint)
+                                     .replace("{timeout}", str(scaled(10)))], stdin=subprocess.PIPE, text=True)
+            assert peer.stdin is not None
+            received = False
+            for _ in range(int(scaled(100))):  # a put may go out before the route is in place: repeat until one lands
+                peer.stdin.write("put\n")
+                peer.stdin.flush()
+                if got.acquire(timeout=0.1):
+                    received = True
+                    break
+            peer.stdin.close()
+            assert peer.wait(timeout=scaled(20)) == 0 and received
+            segments.append(zenoh_segments())
+            fds.append(open_fds())
+        assert segments == [0, 0, 0, 0], f"zenoh shared-memory segments mapped after each peer: {segments}"
+        assert fds[-1] == fds[0], f"open fds after each peer: {fds}"
+    finally:
+        bus.close()
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    (ZenohSettings(overrides=(("mode", '"pe er"'),)), "--cfg mode: zenoh rejects mode=\"pe er\": unknown variant "
+                                                      "`pe er`, expected one of `router`, `peer`, `client`"),
+    (ZenohSettings(overrides=(("connect/endpoints", "[nope"),)), "expected array, boolean, null, number, object, "
+                                                                 "or string (line 1, column 2)"),
+    (ZenohSettings(overrides=(("nope/key", "1"),)), "--cfg nope/key: zenoh rejects nope/key=1: unknown key"),
+], ids=["variant", "syntax", "key"])
+def test_zenoh_errors_are_one_readable_line(settings: ZenohSettings, expected: str) -> None:
+    with pytest.raises(ZenohConfigError) as caught:
+        build_zenoh_config(settings)
+    text = str(caught.value)
+    assert expected in text
+    assert "\n" not in text and ".rs:" not in text and "Json5Err" not in text and "Message {" not in text
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("{ mode: ", "expected array, boolean, null, number, object, or string (line 1, column 9)"),
+    ('{ mode: "satellite" }', "unknown variant `satellite`, expected one of `router`, `peer`, `client` "
+                              "(line 1, column 9)"),
+])
+def test_a_broken_zenoh_config_file_is_one_readable_line(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "zenoh.json5"
+    path.write_text(content)
+    with pytest.raises(ZenohConfigError) as caught:
+        build_zenoh_config(ZenohSettings(config_file=path))
+    text = str(caught.value)
+    assert text == f"--zenoh-config {path}: {expected}"
+
+
+def test_an_unsupported_endpoint_is_one_readable_line() -> None:
+    with pytest.raises(ZenohConfigError) as caught:
+        ZenohBus.open(ZenohSettings(connect=("carrier-pigeon/1.2.3.4",), multicast_scouting=False))
+    assert str(caught.value) == "cannot open zenoh session: Unicast not supported for carrier-pigeon protocol"
+
+
+def test_an_unreachable_peer_is_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In peer mode zenoh retries a dead --connect endpoint silently, forever: the node says so, once."""
+    import time
+
+    from structlog.testing import capture_logs
+
+    from edgenode.adapters import zenoh_bus
+    from tests.helpers.timing import scaled
+
+    monkeypatch.setattr(zenoh_bus, "CONNECT_CHECK_SECONDS", 0.2)
+    dead = f"tcp/127.0.0.1:{free_port()}"
+    live_port = free_port()
+    live = f"tcp/127.0.0.1:{live_port}"
+    with capture_logs() as logs:
+        peer = ZenohBus.open(ZenohSettings(listen=(live,), multicast_scouting=False))
+        bus = ZenohBus.open(ZenohSettings(connect=(dead, live), multicast_scouting=False))
+        try:
+            deadline = time.monotonic() + scaled(10)
+            while not any("--connect" in log["event"] for log in logs) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            bus.close()
+            peer.close()
+    warnings = [log for log in logs if "--connect" in log["event"]]
+    assert len(warnings) == 1, logs
+    assert warnings[0]["log_level"] == "warning"
+    assert warnings[0]["event"] == f"--connect {dead}: no zenoh peer answers there yet; zenoh keeps trying"

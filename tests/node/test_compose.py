@@ -64,7 +64,7 @@ def test_the_tracker_follows_the_track_flags() -> None:
 
 def test_the_model_loads_with_the_decoder_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     given: list[DecodeSettings] = []
-    monkeypatch.setattr(compose, "load_model", lambda model, decode: given.append(decode))
+    monkeypatch.setattr(compose, "load_model", lambda model, decode, mask_classes: given.append(decode))
     NodeParts(config(decode=DecodeSettings(threshold=0.45, iou=0.5))).load_model()
     NodeParts(config(decode=DecodeSettings(threshold=0.45, iou=0.5), track=TrackSettings(enabled=True))).load_model()
     assert given == [DecodeSettings(threshold=0.45, iou=0.5), DecodeSettings(threshold=0.1, iou=0.5)]

@@ -74,3 +74,67 @@ def test_undecodable_model_and_unknown_class_fail_with_one_line(tmp_path: Path) 
     path = detector(tmp_path, {"labels.txt": "person\ncar\n"})
     with pytest.raises(ModelError, match=r"--classes bus: not a label of this model \(labels: person, car\)"):
         load_model(ModelSettings(path, engine="cpu"), DecodeSettings(classes=("bus",)))
+
+
+# -- issue 11: --classes and --mask-classes checked against the model once it is loaded --
+
+
+def warnings_of(logs: list[dict[str, object]]) -> list[object]:
+    return [log["event"] for log in logs if log["log_level"] == "warning"]
+
+
+def test_classes_not_in_the_model_are_warned_naming_the_flag(tmp_path: Path) -> None:
+    """``--classes Normal 7`` on a 2-class model kept a class 7 that never comes, without a word."""
+    from structlog.testing import capture_logs
+
+    path = detector(tmp_path, {"labels.txt": "Normal\nAbnormal\n"})
+    with capture_logs() as logs:
+        loaded = load_model(ModelSettings(path, engine="cpu", threads=1),
+                            DecodeSettings(threshold=0.5, classes=("Normal", "7")))
+    assert warnings_of(logs) == ["--classes 7: not a class of this model (labels: Normal, Abnormal); "
+                                 "keeping only Normal"]
+    loaded.runtime.input_view()[...] = 0
+    loaded.runtime.invoke()
+    assert loaded.decoder.decode(loaded.runtime.output_views()).classes.tolist() == [0]
+    with pytest.raises(ModelError, match=r"--classes 7, 2: not a label of this model \(labels: Normal, Abnormal\)"):
+        load_model(ModelSettings(path, engine="cpu", threads=1), DecodeSettings(classes=("7", "2")))
+
+
+def test_class_indices_count_only_up_to_the_models_classes(tmp_path: Path) -> None:
+    path = detector(tmp_path, {})  # no labels: classes are named by index, 0 and 1
+    with pytest.raises(ModelError, match=r"--classes 2: not a label of this model \(labels: 0, 1\)"):
+        load_model(ModelSettings(path, engine="cpu", threads=1), DecodeSettings(classes=("2",)))
+    loaded = load_model(ModelSettings(path, engine="cpu", threads=1), DecodeSettings(threshold=0.5, classes=("1",)))
+    loaded.runtime.input_view()[...] = 0
+    loaded.runtime.invoke()
+    assert loaded.decoder.decode(loaded.runtime.output_views()).classes.tolist() == [1]
+
+
+def segmenter(tmp_path: Path, channels: int = 3) -> Path:
+    """A model with an image input and a constant ModelPack-style semantic map [1, 160, 160, channels]."""
+    builder = ModelBuilder()
+    image = builder.add_tensor("image", [1, 160, 160, 3], np.uint8)
+    out = builder.add_tensor("segmentation", [1, 160, 160, channels], np.float32,
+                             data=np.zeros((1, 160, 160, channels), np.float32))
+    builder.set_io([image], [out])
+    path = tmp_path / "segmenter.tflite"
+    path.write_bytes(builder.build())
+    return path
+
+
+def test_mask_classes_beyond_the_semantic_mask_are_warned_naming_the_flag(tmp_path: Path) -> None:
+    """``--mask-classes 500`` published an all-zero mask channel, without a word."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        load_model(ModelSettings(segmenter(tmp_path), engine="cpu", threads=1), DecodeSettings(),
+                   mask_classes=(0, 500, 3))
+    assert warnings_of(logs) == ["--mask-classes 500, 3: the model's semantic mask has 3 class channels (0..2); "
+                                 "those channels are published as zeros"]
+    with capture_logs() as logs:
+        load_model(ModelSettings(detector(tmp_path, {}), engine="cpu", threads=1), DecodeSettings(),
+                   mask_classes=(1,))
+    assert warnings_of(logs) == ["--mask-classes 1: this model has no semantic mask; nothing to select"]
+    with capture_logs() as logs:
+        load_model(ModelSettings(segmenter(tmp_path), engine="cpu", threads=1), DecodeSettings(), mask_classes=(2, 0))
+    assert warnings_of(logs) == []

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,30 @@ def test_published_messages_import_back(camera_frame: bool, fmt: PixelFormat) ->
         assert fds[:2] == fds[3:5] and len(set(fds[:3])) == 3  # a buffer is reused only after the ring wraps
     finally:
         simulator.close()
+
+
+@pytest.mark.parametrize(("fps", "stop_early"), [(50.0, False), (50.0, True), (2.0, True)],
+                         ids=["frames-done", "stopped", "slow-and-stopped"])
+def test_the_ring_outlives_the_last_frame_by_a_rings_worth_of_periods(fps: float, stop_early: bool) -> None:
+    """A reader may still be taking the last frame's buffer after it is published (closed_fd on the last frame)."""
+    published: list[float] = []
+    settings = CameraSettings(width=64, height=48, fps=fps, frames=0 if stop_early else 3, ring=4)
+    simulator = CameraSimulator(settings, SceneSource(SyntheticScene(64, 48), YUYV),
+                                lambda payload: published.append(time.monotonic()))
+    closed: list[float] = []
+    close_ring = simulator.ring.close
+
+    def record_close() -> None:
+        closed.append(time.monotonic())
+        close_ring()
+
+    simulator.ring.close = record_close  # type: ignore[method-assign]
+    simulator.run(lambda: len(published) >= 3)
+    simulator.close()
+    assert len(published) == 3 and len(closed) == 1
+    linger = min(max(4 / fps, CameraSimulator.MIN_LINGER_SECONDS), CameraSimulator.MAX_LINGER_SECONDS)
+    assert closed[0] - published[-1] >= linger
+    assert CameraSimulator.MAX_LINGER_SECONDS <= 2.0  # a stop stays prompt at any frame rate
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def test_defaults_are_the_27_topic_set() -> None:
         False, 0.5, 0.7, 0.1, 0.25, 0.25)
     assert (config.mask.compression, config.mask.compression_level, config.visual.labels) == (False, 1, "label")
     assert config.model.engine == "npu" and config.zenoh.mode is None and config.zenoh.multicast_scouting
+    assert config.zenoh.shared_memory is False and config.preprocess.max_frame_bytes == 4096 * 3072 * 4
 
 
 CASES: list[tuple[list[str], dict[str, str], Any, Any]] = [
@@ -104,6 +106,9 @@ CASES: list[tuple[list[str], dict[str, str], Any, Any]] = [
     (["--resize", "letterbox"], {"RESIZE": "letterbox"}, lambda c: c.preprocess.resize, "letterbox"),
     (["--log-level", "debug"], {"LOG_LEVEL": "debug"}, lambda c: c.log.level, "debug"),
     (["--threads", "2"], {"NUM_THREADS": "2"}, lambda c: c.model.threads, 2),
+    (["--max-frame-bytes", "1000000"], {"MAX_FRAME_BYTES": "1000000"}, lambda c: c.preprocess.max_frame_bytes,
+     1000000),
+    (["--zenoh-shared-memory"], {"ZENOH_SHARED_MEMORY": "true"}, lambda c: c.zenoh.shared_memory, True),
 ]
 
 
@@ -159,6 +164,11 @@ BAD: list[tuple[list[str], dict[str, str], str]] = [
     (["--detect-topic", "rt/a b"], {}, "not a valid Zenoh key expression"),
     (["--track-update", "0"], {}, "--track-update must be in (0, 1]"),
     (["--no-such-flag"], {}, "unrecognized arguments"),
+    (["--max-frame-bytes", "0"], {}, "--max-frame-bytes must be at least 1"),
+    (["--connect", "tcp/127.0.0.1:99999"], {}, "--connect tcp/127.0.0.1:99999: the port must be a number in "
+                                               "1..65535, got '99999'"),
+    ([], {"LISTEN": "tcp/0.0.0.0"}, "--listen tcp/0.0.0.0: the port must be a number in 0..65535"),
+    (["--connect", "127.0.0.1:7447"], {}, "--connect '127.0.0.1:7447' is not a zenoh endpoint"),
 ]
 
 
@@ -201,3 +211,142 @@ def test_readme_flag_table_lists_every_flag() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for option in OPTIONS:
         assert f"`{option.flags[-1]}`" in readme and f"`{option.env}`" in readme, option.flags[-1]
+
+
+# -- issue 11: careless values --------------------------------------------------------------------
+
+FLOAT_OPTIONS = [option for option in OPTIONS if option.convert is not None and option.convert.__name__ == "convert"
+                 and option.default.__class__ is float]
+
+
+def test_every_float_flag_is_covered() -> None:
+    assert {o.flags[-1] for o in FLOAT_OPTIONS} >= {"--threshold", "--iou", "--track-extra-lifespan",
+                                                    "--track-high-conf", "--track-score", "--track-iou",
+                                                    "--track-update", "--stats-interval"}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e999"])
+@pytest.mark.parametrize("flag", [o.flags[-1] for o in FLOAT_OPTIONS])
+def test_float_flags_must_be_finite(flag: str, value: str) -> None:
+    option = next(o for o in OPTIONS if o.flags[-1] == flag)
+    with pytest.raises(UsageError, match=rf"^{flag}: expected a finite number, got '{value}'$"):
+        parse_config([f"{flag}={value}"], ENV)
+    assert option.env is not None
+    with pytest.raises(UsageError, match=rf"^{option.env} \(for {flag}\): expected a finite number"):
+        parse_config([], {**ENV, option.env: value})
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--track-extra-lifespan", "1e300"], "--track-extra-lifespan must be between 0 and 3600 seconds, got 1e+300"),
+    (["--track-extra-lifespan", "-1"], "--track-extra-lifespan must be between 0 and 3600 seconds, got -1.0"),
+    (["--stats-interval", "1e300"], "--stats-interval must be more than 0 and at most 86400 seconds, got 1e+300"),
+    (["--stats-interval", "0"], "--stats-interval must be more than 0 and at most 86400 seconds, got 0.0"),
+])
+def test_float_flags_are_checked_in_range(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_config(argv, ENV)
+    assert str(caught.value) == message
+
+
+def test_a_non_finite_float_exits_2_from_a_real_process() -> None:
+    result = subprocess.run([sys.executable, "-m", "edgenode", "-m", "x.tflite"], capture_output=True, text=True,
+                            check=False, env={"TRACK_EXTRA_LIFESPAN": "nan", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert result.stderr == ("edgenode: error: TRACK_EXTRA_LIFESPAN (for --track-extra-lifespan): expected a "
+                             "finite number, got 'nan' (see edgenode --help)\n")
+
+
+RUST_LOGS = [  # RUST_LOG as env_logger / tracing read it: (value, our level, zenoh's own directives)
+    ("debug", "debug", ""),
+    ("edgefirst_model=warn", "warning", ""),
+    ("zenoh=trace,foo", "info", "zenoh=trace"),
+    ("info,zenoh=warn,edgefirst=debug,off", "debug", "zenoh=warn"),
+    ("info,zenoh=warn", "info", "zenoh=warn"),
+    ("warn", "warning", ""),
+    ("off", "critical", ""),
+    ("error,edgenode=trace", "debug", ""),
+    ("TRACE", "debug", ""),
+    ("zenoh::net=debug,zenoh_transport=info", "info", "zenoh::net=debug,zenoh_transport=info"),
+    ("zenoh", "info", "zenoh=trace"),
+    (" info , zenoh=error ", "info", "zenoh=error"),
+    ("edgefirst_model=info,edgefirst=error", "info", ""),
+    ("3", "info", ""),
+    ("info/some.*regex", "info", ""),
+]
+
+
+@pytest.mark.parametrize(("value", "level", "zenoh"), RUST_LOGS, ids=[r[0] for r in RUST_LOGS])
+def test_rust_log_is_read_as_its_syntax_means(value: str, level: str, zenoh: str) -> None:
+    log = parse_config([], {**ENV, "RUST_LOG": value}).log
+    assert (log.level, log.zenoh) == (level, zenoh)
+
+
+def test_log_level_beats_rust_log_for_our_level_but_zenoh_still_follows_it() -> None:
+    log = parse_config(["--log-level", "error"], {**ENV, "RUST_LOG": "debug,zenoh=warn"}).log
+    assert (log.level, log.zenoh) == ("error", "zenoh=warn")
+    log = parse_config([], {**ENV, "LOG_LEVEL": "warning", "RUST_LOG": "debug"}).log
+    assert (log.level, log.zenoh) == ("warning", "")
+
+
+def test_a_bad_rust_log_directive_is_ignored_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    log = parse_config([], {**ENV, "RUST_LOG": "info,zenoh=loud,edgenode=chatty"}).log
+    assert (log.level, log.zenoh) == ("info", "")
+    assert capsys.readouterr().err == ("edgenode: warning: RUST_LOG: ignoring 'zenoh=loud', 'edgenode=chatty' "
+                                       "(not a level: off, error, warn, info, debug, trace)\n")
+
+
+def test_rust_log_with_zenoh_targets_starts_the_node_and_zenoh_logs(tmp_path: Path) -> None:
+    """Valid Rust settings the EdgeFirst unit files may carry used to exit 2; zenoh=info shows zenoh's own lines."""
+    result = subprocess.run([sys.executable, "-m", "edgenode", "-m", str(tmp_path / "missing.tflite"),
+                             "--no-multicast-scouting", "--log-format", "json"], capture_output=True, text=True,
+                            check=False, timeout=60, env={"PATH": "/usr/bin:/bin",
+                                                          "RUST_LOG": "info,zenoh=info,edgefirst=debug,off"})
+    assert result.returncode == 1, result.stderr  # the missing model, not the log setting
+    assert "missing.tflite: no such file" in result.stderr
+    assert "zenoh::net::runtime" in result.stdout  # zenoh's own INFO lines (zenoh prints them on stdout)
+
+
+@pytest.fixture(scope="module")
+def shapes_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgenode.tools.demo.shapes_model import build_shapes_model
+
+    path = tmp_path_factory.mktemp("model") / "shapes.tflite"
+    path.write_bytes(build_shapes_model())
+    return path
+
+
+def _mapped(pid: int, name: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            return name in maps.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command", [["-m", "edgenode"], ["-c", "import sys; from edgenode.entry import main; "
+                                                                 "sys.exit(main())"]], ids=["module", "script"])
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_during_start_up_exits_0_without_a_traceback(shapes_model: Path, command: list[str],
+                                                            signum: int) -> None:
+    """SIGINT while modules still import gave a KeyboardInterrupt traceback and exit 130 (SIGTERM: 143)."""
+    import signal
+
+    from tests.helpers.timing import scaled
+
+    process = subprocess.Popen([sys.executable, *command, "--model", str(shapes_model), "--no-multicast-scouting",
+                                "--listen", "tcp/127.0.0.1:0", "--log-format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + scaled(30)
+        # numpy loads after the command line is read, while the daemon's modules import: deep in start-up
+        while not _mapped(process.pid, "_multiarray_umath") and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.002)
+        process.send_signal(signal.Signals(signum))
+        _, err = process.communicate(timeout=scaled(30))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err

@@ -261,6 +261,35 @@ def test_bad_start_is_one_line_and_exit_1(args: list[str], message: str, models:
     assert len(errors) == 1 and message in errors[0]["event"], result.stderr
 
 
+def test_careless_flags_are_warned_naming_the_flag(models: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 11: each of these was accepted without a word (and --threads 100000 stalled every frame)."""
+    from edgenode.adapters.tflite import available_cores
+
+    node_port, dead_port = free_port(), free_port()
+    with processes(tmp_path) as start:
+        node = start("node", "edgenode", "--model", str(models["detect"]), "--listen", endpoint(node_port),
+                     "--connect", endpoint(dead_port), "--no-multicast-scouting", "--log-format", "json",
+                     "--threads", "4096", "--classes", "red", "9", "--mask-classes", "2")
+        connect = f"--connect {endpoint(dead_port)}: no zenoh peer answers there yet; zenoh keeps trying"
+
+        def events() -> list[str]:
+            return [str(e["event"]) for e in node.json_lines() if e.get("level") == "warning"]
+
+        deadline = time.monotonic() + scaled(60)
+        while connect not in events() or not any(str(e.get("event")).startswith("running")
+                                                 for e in node.json_lines()):
+            assert node.popen.poll() is None and time.monotonic() < deadline, node.text()
+            time.sleep(0.05)
+        assert node.stop() == 0
+    cores = available_cores()
+    assert sorted(event for event in events() if event.startswith("--")) == sorted([
+        f"--threads 4096 is more than the {cores} cores this process may run on; using {cores}",
+        "--classes 9: not a class of this model (labels: red, green, blue, yellow); keeping only red",
+        "--mask-classes 2: this model has no semantic mask; nothing to select",
+        connect,
+    ])
+
+
 def model_detect(listener: Listener) -> Any:
     """The newest Detect the loaded model made: its frame's ModelInfo (same stamp) names the model, not the
     heartbeat's "Loading Model..." (the heartbeat's Detects are empty)."""

@@ -293,6 +293,43 @@ def test_frames_with_a_wrong_size_stride_fourcc_pid_or_fd_are_skipped_and_counte
     assert stats["prepare_failed"] == stats["invoke_failed"] == stats["post_failed"] == 0
 
 
+def test_frames_over_the_cap_are_skipped_before_their_fd_is_taken_and_files_keep_their_offset(
+        shapes: Path, tmp_path: Path) -> None:
+    """Issue 11: a 1 GiB unsealed memfd announced as a 16384x16384 RGBA frame was copied whole, every frame;
+    a frame naming its producer's log file moved that file's offset to 0 (the producer then overwrote it)."""
+    from edgenode.core.pixels import RGBA
+
+    frames = MemfdFrames()  # 320x240 YUYV: 153,600 bytes, the cap below
+    large = MemfdFrames(640, 480)  # 614,400 bytes: over it, though under the default
+    huge = os.memfd_create("huge", os.MFD_CLOEXEC)
+    os.ftruncate(huge, 1 << 30)  # sparse: costs nothing until someone copies it
+    log = os.open(tmp_path / "owner.log", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(log, b"x" * 8000)
+    try:
+        with lone_node(shapes, tmp_path, "--max-frame-bytes", str(320 * 240 * 2)) as (node, publisher, listener):
+            still_works(node, publisher, listener, frames)
+            now = time.time_ns
+            sent_and_counted(node, publisher, large.dma_buffer(now()), "too_large")
+            sent_and_counted(node, publisher, frames.dma_buffer(now(), fd=huge, width=16384, height=16384,
+                                                                stride=16384 * 4, fourcc=RGBA.fourcc,
+                                                                length=1 << 30), "too_large")
+            sent_and_counted(node, publisher, frames.dma_buffer(now(), fd=log, width=64, height=48, stride=128,
+                                                                length=64 * 48 * 2), "mmap")  # write-only: unreadable
+            assert os.lseek(log, 0, os.SEEK_CUR) == 8000
+            still_works(node, publisher, listener, frames)
+            stats = last_stats(node)
+            status = (Path(f"/proc/{node.popen.pid}/status")).read_text()
+            resident_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        assert node.popen.returncode == 0
+    finally:
+        for closable in (frames, large):
+            closable.close()
+        os.close(huge)
+        os.close(log)
+    assert stats["skipped"] == {"too_large": 2, "mmap": 1}
+    assert resident_kib < 512 * 1024, f"the node's peak resident memory reached {resident_kib} KiB"
+
+
 def replace_planes(tensor: Tensor, **changes: int) -> Tensor:
     planes = [TensorPlane(**{**vars(plane), **changes}) for plane in tensor.planes]
     return Tensor(storage_kind=tensor.storage_kind, pid=tensor.pid, dtype=tensor.dtype, shape=list(tensor.shape),
@@ -445,8 +482,8 @@ def run_node_in_process(model: Path, tmp_path: Path, fail: Callable[[int], bool]
                            "--threads", "1", "--stats-interval", "0.2"], {})
     real_load = compose.load_model
 
-    def load(settings: Any, decode: Any) -> Any:
-        loaded = real_load(settings, decode)
+    def load(settings: Any, decode: Any, *rest: Any) -> Any:
+        loaded = real_load(settings, decode, *rest)
         runtime, calls = loaded.runtime, {"n": 0}
         real_invoke = runtime.invoke
 

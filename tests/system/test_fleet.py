@@ -215,6 +215,23 @@ def test_status_exit_codes_when_nothing_answers_and_on_bad_flags(tmp_path: Path)
         "(see edgenode status --help)")
 
 
+def test_status_watch_stops_on_ctrl_c() -> None:
+    """The console script takes SIGINT early (issue 11's start-up handlers); ``status --watch`` still stops on it."""
+    watch = subprocess.Popen([PYTHON, "-m", "edgenode", "status", "--connect", endpoint(free_port()),
+                              "--no-multicast-scouting", "--timeout", "0.2", "--watch", "0.5", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        assert watch.stdout.readline().startswith("{")  # a first survey: its handlers are in place
+        watch.send_signal(signal.SIGINT)
+        _, err = watch.communicate(timeout=scaled(20))
+        assert watch.returncode == 1 and "Traceback" not in err, err  # the last survey's code: nobody answered
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.communicate()
+
+
 def test_the_demo_prints_the_status_command_that_reaches_it(tmp_path: Path) -> None:
     demo = subprocess.Popen([PYTHON, "-m", "edgenode.tools.demo", "--size", "320x240", "--fps", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -24,6 +24,6 @@ def test_wheel_layout(tmp_path: Path) -> None:
     assert "edgenode/_data/schemas/edgefirst_msgs/msg/Detect.msg" in names
     assert any(name.startswith("edgenode/_data/delegates/") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "edgenode = edgenode.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "edgenode = edgenode.entry:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "edgenode-foxglove = edgenode.foxglove.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "edgenode/foxglove/layout.json" in names

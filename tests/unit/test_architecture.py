@@ -48,16 +48,20 @@ LAYERS: dict[str, set[str]] = {
              "numpy", "zstandard"},
     "tools": EVERYTHING,
     "__init__": set(),
-    "__main__": {"edgenode.cli", *STDLIB},
-    "cli": {"edgenode.__init__", "edgenode.app", "edgenode.fleet.command", *SHELL, *STDLIB},
+    "__main__": {"edgenode.entry", *STDLIB},
+    # the console script's first step: SIGINT/SIGTERM taken before anything else is imported, then the CLI
+    "entry": {"edgenode.cli", *STDLIB},
+    "cli": {"edgenode.__init__", "edgenode.app", "edgenode.entry", "edgenode.fleet.command", *SHELL, *STDLIB},
     # ``edgenode status``: the fleet's status over the Zenoh adapter, with the node's zenoh flags
     "fleet": {"edgenode.fleet", "edgenode.adapters.zenoh_bus", "edgenode.core", "edgenode.cli", *SHELL,
               *PURE_STDLIB, "argparse", "os", "sys", "time"},
     # ``edgenode-foxglove``: Zenoh samples relayed to Foxglove clients and MCAP files, in a process of its own
     "foxglove": {"edgenode.foxglove", "edgenode.adapters", "edgenode.core", "edgenode.messages", "edgenode.cli",
                  "edgenode.resources", *SHELL, *STDLIB},
-    # numpy: the process checks the numpy it runs on against the floor before composing (one line, issue 14)
-    "app": {"edgenode.node.compose", "edgenode.node.lifecycle", "numpy", *SHELL, *STDLIB},
+    # zenoh's own logging (RUST_LOG's zenoh targets) is turned on before the node is built; numpy: the process
+    # checks the numpy it runs on against the floor before composing (one line, issue 14)
+    "app": {"edgenode.node.compose", "edgenode.node.lifecycle", "edgenode.entry", "edgenode.adapters.zenoh_bus",
+            "numpy", *SHELL, *STDLIB},
     "config": PURE_STDLIB,
     "logs": {*STDLIB, "structlog"},
     "resources": {"edgenode.messages", *STDLIB},

@@ -145,3 +145,22 @@ def test_geometry_letterbox_and_identity() -> None:
     assert mapped.dtype == np.float32
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         tall.boxes_to_frame(np.zeros((3,), np.float32))
+
+
+def test_published_boxes_stay_inside_the_frame() -> None:
+    """Issue 11: a stretched (identity) frame passed decoder boxes through unclamped (x2 = 1.001 was published)."""
+    from edgenode.core.detections import Detections
+    from edgenode.core.outbound import FrameResult, StageTimes, boxes
+
+    stretch = InputGeometry.stretch(1280, 720, 640, 640)
+    inside = np.array([[0.1, 0.2, 0.3, 0.4]], np.float32)
+    assert stretch.boxes_to_frame(inside) is inside  # nothing to clamp: no copy
+    raw = np.array([[-0.02, 0.2, 1.001, 0.5], [0.5, -1e-3, 0.7, 1.5]], np.float32)
+    mapped = stretch.boxes_to_frame(raw)
+    np.testing.assert_array_equal(mapped, np.array([[0.0, 0.2, 1.0, 0.5], [0.5, 0.0, 0.7, 1.0]], np.float32))
+    assert raw[0, 2] == np.float32(1.001)  # the decoder's array is left alone
+    detections = Detections(mapped, np.array([0.9, 0.8], np.float32), np.array([0, 1], np.int32))
+    result = FrameResult(m.Header(), detections, ["a", "b"], None, StageTimes())
+    for box in boxes(result):
+        assert box.center_x - box.width / 2 >= 0.0 and box.center_x + box.width / 2 <= 1.0 + 1e-7
+        assert box.center_y - box.height / 2 >= 0.0 and box.center_y + box.height / 2 <= 1.0 + 1e-7

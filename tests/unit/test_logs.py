@@ -9,6 +9,8 @@ import tempfile
 
 from edgenode.logs import configure_logging, get_logger, last_error
 
+MODULE_LOG = get_logger("edgenode.tests.import_time")  # made when this module is imported, before any configuration
+
 
 def test_console_format_is_readable() -> None:
     stream = io.StringIO()
@@ -52,13 +54,32 @@ def test_level_filters() -> None:
     assert stream.getvalue() == ""
 
 
-def test_a_logger_made_before_configuration_follows_it() -> None:
-    early = get_logger("made.at.import")
+def test_a_logger_made_at_import_time_follows_a_later_configuration() -> None:
+    """Module-level loggers (``log = get_logger(__name__)``) are made before main() configures logging."""
+    early = get_logger("edgenode.early")  # as a module does at import
     stream = io.StringIO()
     configure_logging("warning", "json", stream=stream, environ={})
-    early.info("filtered out")
-    early.error("frame skipped", reason="x")
-    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["frame skipped"]
+    early.info("hidden by the level")
+    early.warning("frame skipped", reason="closed_fd")
+    MODULE_LOG.warning("from a module-level logger")
+    MODULE_LOG.debug("hidden too")
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["event"], r["logger"], r["level"]) for r in records] == [
+        ("frame skipped", "edgenode.early", "warning"),
+        ("from a module-level logger", "edgenode.tests.import_time", "warning"),
+    ]
+    assert records[0]["reason"] == "closed_fd"
+
+
+def test_a_logger_made_at_import_time_gets_the_journal_priority() -> None:
+    early = get_logger("edgenode.early")
+    with tempfile.TemporaryFile("w+") as handle:
+        info = os.fstat(handle.fileno())
+        configure_logging("info", "auto", stream=handle, environ={"JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"})
+        early.warning("frame skipped")
+        handle.seek(0)
+        line = handle.read()
+    assert line.startswith("<4>{") and json.loads(line[3:])["event"] == "frame skipped"
 
 
 def test_the_newest_error_is_remembered_for_the_status() -> None:

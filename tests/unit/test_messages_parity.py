@@ -322,7 +322,7 @@ def frame_results(draw: st.DrawFn, max_boxes: int = 8) -> FrameResult:
     labels = draw(st.lists(st.one_of(st.sampled_from(["person", "car", "Normal", "Fall"]), text), min_size=count,
                            max_size=count))
     tracks = draw(st.one_of(st.none(), st.lists(box_tracks, min_size=count, max_size=count)))
-    times = StageTimes(*(draw(st.integers(0, 2**30 * _NANOS)) for _ in range(5)))  # decode + track fit int32 s
+    times = StageTimes(*(draw(st.integers(0, 2**30 * _NANOS - 1)) for _ in range(5)))  # decode + track fit int32 s
     return FrameResult(draw(headers), Detections(boxes, scores, classes), labels, tracks, times)
 
 

@@ -2,7 +2,9 @@
 
 Frames live in a ring of ``ring`` shared buffers (memfd, or a dma-buf from ``/dev/dma_heap``),
 written round-robin: a published buffer is rewritten only after ``ring - 1`` newer frames, so a
-reader that finishes with a frame within that time never sees it torn.
+reader that finishes with a frame within that time never sees it torn. Likewise the ring is closed
+only a ring's worth of frame periods (1 to 2 s) after the last publish, so a reader still taking
+the last frames finds their buffers open.
 
 Like the EdgeFirst camera, it also publishes frames as JPEG (``sensor_msgs/CompressedImage``,
 format "jpeg", full frame size, the frame's own header) at a rate of their own, so viewers such as
@@ -126,6 +128,12 @@ def jpeg_message(rgb: NDArray[np.uint8], stamp_ns: int, frame_id: str, quality: 
 class CameraSimulator:
     """Publishes ``source``'s frames through ``publish_frame`` / ``publish_info`` / ``publish_jpeg`` (CDR bytes)."""
 
+    # The ring outlives the last publish by a ring's worth of frame periods, at least MIN_LINGER_SECONDS (at a
+    # high rate a loaded reader gets to the last frame later than that) and at most MAX_LINGER_SECONDS (a
+    # stop stays prompt at a low rate).
+    MIN_LINGER_SECONDS = 1.0
+    MAX_LINGER_SECONDS = 2.0
+
     def __init__(self, settings: CameraSettings, source: FrameSource, publish_frame: Callable[[bytes], None],
                  publish_info: Callable[[bytes], None] | None = None, ground_truth: TextIO | None = None, *,
                  publish_jpeg: Callable[[bytes], None] | None = None) -> None:
@@ -139,6 +147,7 @@ class CameraSimulator:
         self.pid = os.getpid()
         self.published = 0
         self.late = 0
+        self._ring_free_at = 0.0  # monotonic time after which no reader can still be taking a published frame
         self._log: Any = get_logger("edgenode.camera")
         self.jpeg: NewestWorker[tuple[NDArray[np.uint8], int]] | None = None
         if publish_jpeg is not None and settings.jpeg_fps > 0:
@@ -180,6 +189,8 @@ class CameraSimulator:
             slot.end_write()
         self.publish_frame(self.frame_message(slot, index, stamp_ns))
         self.published += 1
+        linger = min(max(self.settings.ring / self.settings.fps, self.MIN_LINGER_SECONDS), self.MAX_LINGER_SECONDS)
+        self._ring_free_at = time.monotonic() + linger
         if self.jpeg is not None and self.settings.jpeg_due(index):
             self.jpeg.submit((self.source.rgb(index), stamp_ns))
         if self.ground_truth is not None and objects is not None:
@@ -218,7 +229,11 @@ class CameraSimulator:
         return self.published
 
     def close(self) -> None:
+        """Close the source, then the ring once no reader can still be taking the last frames."""
         if self.jpeg is not None:
             self.jpeg.close()
         self.source.close()
+        remaining = self._ring_free_at - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
         self.ring.close()
