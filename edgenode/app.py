@@ -6,11 +6,30 @@ import asyncio
 import os
 import sys
 
+import numpy as np
+
 from edgenode.config import NodeConfig
 from edgenode.entry import EarlyStop
 from edgenode.logs import configure_logging, get_logger
 from edgenode.node.compose import build_node
 from edgenode.node.lifecycle import Node, StartupError
+
+# The per-frame message encoders view strided arrays as bytes, which numpy allows from 1.23 (pyproject.toml
+# says the same). Yocto kirkstone ships 1.22: pip puts a newer numpy in the node's virtualenv.
+NUMPY_FLOOR = (1, 23)
+
+
+def numpy_problem(version: str) -> str:
+    """Why numpy ``version`` cannot run the node, in one line (``""`` when it can)."""
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return ""
+    if found >= NUMPY_FLOOR:
+        return ""
+    floor = ".".join(map(str, NUMPY_FLOOR))
+    return (f"edgenode needs numpy {floor} or newer, found {version}: pip install 'numpy>={floor},<2' into the "
+            "node's virtualenv (the BSP's tflite_runtime works with it)")
 
 
 async def _run(node: Node, early: EarlyStop | None) -> int:
@@ -33,6 +52,10 @@ def run(config: NodeConfig, early: EarlyStop | None = None) -> int:
 
         init_zenoh_logging(config.log.zenoh)
     log = get_logger("edgenode")
+    problem = numpy_problem(np.__version__)
+    if problem:
+        log.error(problem)
+        return 1
     node = build_node(config)
     if early is not None and early.requested:
         return 0

@@ -1,8 +1,8 @@
 """CPU preprocessing: a camera frame to the model's input tensor, resampled with OpenCV.
 
 Each plane of the frame is read in place from the camera buffer (numpy views with the frame's
-stride, no copy) and resized bilinearly at its own resolution with pixel centres aligned
-(``cv2.INTER_LINEAR``, as Ultralytics' letterbox does): luma at full resolution, the 4:2:x
+stride, no copy) and resized bilinearly at its own resolution with pixel centres aligned (Ultralytics'
+letterbox interpolation, in OpenCV's bit-exact variant ``cv2.INTER_LINEAR_EXACT``): luma at full resolution, the 4:2:x
 chroma of YUYV, UYVY and NV12 at chroma resolution (chroma sited at the centre of the pixels
 sharing it). YUV is converted with limited-range BT.709 (the G2D path's matrix) by one
 ``cv2.transform``, and the 8-bit RGB result is written into the reused input tensor in the
@@ -13,6 +13,12 @@ over full-size intermediate arrays that do not fit in L2, so it is bound by memo
 and its speed against a native converter changed with the machine (0.8x edgefirst_hal's time
 on one AMD VM, 1.7x on an Intel one). OpenCV resizes and converts row by row in registers and
 L1 with SIMD fixed-point code, one pass per step: 0.1-0.65x HAL's time on one thread.
+
+Why ``INTER_LINEAR_EXACT`` and not ``INTER_LINEAR``: OpenCV's aarch64 wheels hand ``INTER_LINEAR`` to an
+ARM HAL whose lower-precision arithmetic was up to 2 levels off the exact bilinear result for RGB and
+5 for YUV (x86: under 1 and 3), so the int8 model found a different number of people in bus.jpg on
+aarch64 than on x86. The exact variant gives the same bytes on x86 and aarch64 (measured under qemu,
+issue 14), at about twice the x86 resize time of ``INTER_LINEAR``.
 """
 
 from __future__ import annotations
@@ -122,7 +128,7 @@ class _Plan:
         last = self.gathered is None and not self.yuv
         for plane, resized in zip(self.planes, self.resized, strict=True):
             destination = rgb if last else resized
-            result = cv2.resize(plane.view(data), self.size, dst=destination, interpolation=cv2.INTER_LINEAR)
+            result = cv2.resize(plane.view(data), self.size, dst=destination, interpolation=cv2.INTER_LINEAR_EXACT)
             if not _written_in_place(result, destination):
                 np.copyto(destination, result.reshape(destination.shape))
         if self.gathered is not None:

@@ -12,6 +12,7 @@ from edgenode.adapters.camera import MAX_MESSAGE_BYTES, CameraFrames, CameraInfo
 from edgenode.adapters.zenoh_bus import LatestSlot, Received
 from edgenode.core.pixels import fourcc_code
 from tests.helpers.frame_producer import Producer
+from tests.helpers.timing import scaled
 
 CDR_DMA = "application/cdr;edgefirst_msgs/msg/DmaBuffer"
 
@@ -31,7 +32,7 @@ def test_newest_frame_wins_and_drops_are_counted() -> None:
         frames = CameraFrames(LatestSlot(), "rt/camera/dma")
         for sec in range(5):
             frames.slot.put(sample(sec=sec))
-        ref = await frames.next(timeout=1)
+        ref = await frames.next(timeout=scaled(1))
         assert ref is not None and ref.header.stamp.sec == 4
         stats = frames.stats
         assert (stats.received, stats.dropped, stats.skipped_total) == (5, 4, 0)
@@ -45,11 +46,11 @@ def test_bad_messages_are_skipped_by_reason_and_logged_sparingly() -> None:
         with capture_logs() as logs:
             for _ in range(3):
                 frames.slot.put(Received(b"junk", CDR_DMA, 0))
-                assert await frames.next(timeout=0.05) is None
+                assert await frames.next(timeout=scaled(0.05)) is None
             frames.slot.put(sample(pid=0))
-            assert await frames.next(timeout=0.05) is None
+            assert await frames.next(timeout=scaled(0.05)) is None
             frames.slot.put(sample())
-            assert await frames.next(timeout=1) is not None
+            assert await frames.next(timeout=scaled(1)) is not None
         assert frames.stats.skipped == {"decode": 3, "pid": 1}
         warnings = [log for log in logs if log["log_level"] == "warning"]
         assert [w["reason"] for w in warnings] == ["decode", "pid"]  # first of each reason only
@@ -59,12 +60,12 @@ def test_bad_messages_are_skipped_by_reason_and_logged_sparingly() -> None:
 
 def test_one_warning_per_gap_and_a_line_when_frames_return() -> None:
     async def scenario() -> None:
-        frames = CameraFrames(LatestSlot(), "rt/camera/dma", gap_seconds=0.05)
+        frames = CameraFrames(LatestSlot(), "rt/camera/dma", gap_seconds=scaled(0.05))
         with capture_logs() as logs:
-            assert await frames.next(timeout=0.3) is None
+            assert await frames.next(timeout=scaled(0.3)) is None
             frames.slot.put(sample())
-            assert await frames.next(timeout=1) is not None
-            assert await frames.next(timeout=0.2) is None
+            assert await frames.next(timeout=scaled(1)) is not None
+            assert await frames.next(timeout=scaled(0.2)) is None
         texts = [log["event"] for log in logs]
         assert sum("no camera frames on rt/camera/dma" in t for t in texts) == 2  # one per gap, not per timeout
         assert sum("camera frames resumed" in t for t in texts) == 1
@@ -81,9 +82,9 @@ def test_import_failures_are_skips_not_crashes() -> None:
             frames = CameraFrames(LatestSlot(), "rt/camera/dma")
             with capture_logs() as logs:
                 frames.slot.put(sample(pid=pid, fd=999))
-                assert await frames.next_imported(timeout=0.1) is None
+                assert await frames.next_imported(timeout=scaled(0.1)) is None
                 frames.slot.put(sample(pid=pid, fd=fd))
-                got = await frames.next_imported(timeout=1)
+                got = await frames.next_imported(timeout=scaled(1))
             assert got is not None
             _, frame = got
             with frame:
@@ -112,7 +113,7 @@ def test_camera_info_newest_only_oversize_and_bad_ones_skipped_and_counted() -> 
         with capture_logs() as logs:
             infos.slot.put(info_sample(640, 480))
             infos.slot.put(info_sample(1920, 1080))
-            info = await infos.next(timeout=1)
+            info = await infos.next(timeout=scaled(1))
             assert info is not None and (info.width, info.height) == (1920, 1080)
             infos.slot.put(info_sample(0, 0, oversize=MAX_MESSAGE_BYTES + 1))
             assert await infos.next(timeout=0.05) is None

@@ -24,8 +24,6 @@ from edgenode.config import ModelSettings
 from edgenode.tools.tflite_builder import TensorDef, echo_model
 from tests.helpers.native import source
 
-pytest.importorskip("ai_edge_litert")
-
 FAKE_DELEGATE = source("fake_delegate.c").read_text()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgenode.adapters.model_file import ModelFileError, read_config_file, read_model_file
+from edgenode.adapters.tflite import import_runtimes
 from edgenode.core.model_config import ModelError
 from edgenode.core.model_description import (
     label_for,
@@ -19,9 +20,9 @@ from edgenode.core.model_description import (
     ultralytics_labels,
 )
 from edgenode.core.tflite_flatbuffer import FlatbufferError, io_tensors, metadata_buffers, model_metadata_name
-from edgenode.tools.tflite_builder import ModelBuilder, TensorDef, echo_model, model_metadata
+from edgenode.tools.tflite_builder import ModelBuilder, TensorDef, echo_model, model_metadata, options
 
-litert = pytest.importorskip("ai_edge_litert.interpreter")
+Interpreter = import_runtimes()[0].interpreter  # the installed runtime: ai_edge_litert or tflite_runtime
 
 EDGEFIRST_YAML = """
 outputs:
@@ -47,7 +48,7 @@ def write(tmp_path: Path, data: bytes, name: str = "model.tflite") -> Path:
 
 
 def test_builder_model_runs_and_echoes() -> None:
-    interpreter = litert.Interpreter(model_content=sample_model())
+    interpreter = Interpreter(model_content=sample_model())
     interpreter.allocate_tensors()
     outputs = interpreter.get_output_details()
     assert [o["name"] for o in outputs] == ["extra", "detect"]
@@ -60,7 +61,7 @@ def test_builder_model_runs_and_echoes() -> None:
 
 def test_flatbuffer_reader_matches_the_runtime() -> None:
     data = sample_model()
-    interpreter = litert.Interpreter(model_content=data)
+    interpreter = Interpreter(model_content=data)
     inputs, outputs = io_tensors(data)
     for mine, detail in zip([*inputs, *outputs], [*interpreter.get_input_details(),
                                                  *interpreter.get_output_details()], strict=True):
@@ -161,6 +162,12 @@ def test_builder_rejects_mistakes() -> None:
     builder = ModelBuilder()
     with pytest.raises(ValueError, match="unknown TFLite builtin operator"):
         builder.add_operator("NOT_AN_OP", [], [])
+    with pytest.raises(ValueError, match="unsupported TFLite options table"):
+        options("NoSuchOptions")
+    with pytest.raises(ValueError, match="Conv2DOptions has no field 'stride'"):
+        options("Conv2DOptions", stride=1)
+    with pytest.raises(ValueError, match="padding must be one of SAME, VALID"):
+        options("Pool2DOptions", padding="FULL")
     with pytest.raises(ValueError, match="does not fill"):
         builder.add_tensor("c", [2, 2], np.float32, data=np.zeros(3, np.float32))
 

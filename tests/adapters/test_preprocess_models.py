@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from edgenode.adapters.tflite import import_runtimes
 from edgenode.core.colour import encode_rgb
 from edgenode.core.pixels import YUYV, describe_frame
 from edgenode.core.preprocess import CpuPreprocessor
@@ -32,8 +33,7 @@ def iou(box: NDArray[np.float32], boxes: NDArray[np.float32]) -> NDArray[np.floa
 @pytest.mark.parametrize("resize", ["letterbox", "stretch"])
 @pytest.mark.parametrize("model", ["yolov8s-fall-int8.tflite", "yolov8s-fall-f32.tflite"])
 def test_bus_photo_as_a_yuyv_frame_finds_the_three_people(shared_models: Path, model: str, resize: str) -> None:
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
-    interpreter = litert.Interpreter(model_path=str(shared_models / model), num_threads=2)
+    interpreter = import_runtimes()[0].interpreter(model_path=str(shared_models / model), num_threads=2)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     scale, zero_point = detail["quantization"]

@@ -15,8 +15,6 @@ from edgenode.config import ModelSettings
 from edgenode.core.model_config import ModelError
 from edgenode.tools.tflite_builder import TensorDef, echo_model
 
-pytest.importorskip("ai_edge_litert")
-
 
 @pytest.fixture(scope="module")
 def echo_path(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -12,6 +12,7 @@ import pytest
 import edgenode.messages as m
 from edgenode.adapters.zenoh_bus import LatestSlot, ZenohBus, ZenohConfigError, ZenohUnreachable, build_zenoh_config
 from edgenode.config import ZenohSettings
+from tests.helpers.timing import scaled, wait_until_async
 
 
 def free_port() -> int:
@@ -83,25 +84,28 @@ def test_publish_and_subscribe_latest_between_two_sessions() -> None:
         listener = ZenohBus.open(isolated(port, listen=(endpoint,)))
         talker = ZenohBus.open(isolated(port, connect=(endpoint,)))
         try:
+            # Declared first, so known to the talker once the second key's samples flow.
+            burst = listener.subscribe_latest("rt/test/burst", loop)
             slot = listener.subscribe_latest("rt/test/detect", loop)
             publication = talker.publication("rt/test/detect", m.schema_name(m.Detect))
             message = m.Detect(m.Header(m.Time(1, 2), "cam"), boxes=[m.Box(label="person", score=0.5)])
             received = None
             for _ in range(100):  # until the two sessions have met
                 publication.put(m.encode(message))
-                received = await slot.get(timeout=0.05)
+                received = await slot.get(timeout=scaled(0.05))
                 if received is not None:
                     break
             assert received is not None, "no sample arrived"
             assert m.decode(m.Detect, received.payload) == message
             assert received.encoding == "application/cdr;edgefirst_msgs/msg/Detect"
             assert received.key == "rt/test/detect"
+            burst_publication = talker.publication("rt/test/burst", m.schema_name(m.Detect))
             for index in range(5):  # several arrive before the loop reads: only the newest is kept
-                publication.put(m.encode(m.Detect(m.Header(m.Time(index, 0)))))
-            await asyncio.sleep(0.3)
-            newest = slot.take()
+                burst_publication.put(m.encode(m.Detect(m.Header(m.Time(index, 0)))))
+            await wait_until_async(lambda: burst.received == 5, 5, "the five samples")
+            newest = burst.take()
             assert newest is not None and m.decode(m.Detect, newest.payload).header.stamp.sec == 4
-            assert slot.dropped >= 1
+            assert burst.dropped >= 1
         finally:
             talker.close()
             listener.close()
@@ -171,7 +175,7 @@ def test_payloads_over_the_limit_are_counted_not_copied() -> None:
             received = None
             for _ in range(100):
                 publication.put(bytes(5000))
-                received = await slot.get(timeout=0.05)
+                received = await slot.get(timeout=scaled(0.05))
                 if received is not None:
                     break
             assert received is not None and received.payload == b"" and received.oversize == 5000

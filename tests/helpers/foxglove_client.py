@@ -26,6 +26,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from tests.helpers.timing import scaled
+
 SUBPROTOCOL = "foxglove.sdk.v1"  # foxglove-sdk's; "foxglove.websocket.v1" is the older name
 MESSAGE_DATA = 0x01
 
@@ -66,8 +68,8 @@ class FoxgloveClient:
     _factory: DecoderFactory = field(default_factory=DecoderFactory)
 
     def __post_init__(self) -> None:
-        self._opened = connect(self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=None, open_timeout=10,
-                               ping_interval=self.ping_interval)
+        self._opened = connect(self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=None,
+                               open_timeout=scaled(10), ping_interval=self.ping_interval)
         self.connection = self._opened.__enter__()  # websockets 12..17 alike
 
     def by_topic(self, topic: str) -> Channel:

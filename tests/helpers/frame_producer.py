@@ -57,10 +57,12 @@ class Producer:
         assert self.process.stdout.readline().strip() == "truncated"
 
     def stop(self) -> None:
+        from tests.helpers.timing import scaled  # not at the top: this file also runs as the producer script
+
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=scaled(10))
         if self.process.stdout is not None:
             self.process.stdout.close()
 

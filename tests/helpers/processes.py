@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import zenoh
+
+from tests.helpers.timing import scaled, wait_until
 
 PYTHON = sys.executable
 
@@ -77,11 +78,11 @@ class Process:
         return found
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM and wait; SIGKILL (and fail later on the code) if it does not exit in time."""
+        """SIGTERM and wait (``timeout`` scaled); SIGKILL (and fail later on the code) if it does not exit in time."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
-                self.popen.wait(timeout)
+                self.popen.wait(scaled(timeout))
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
@@ -108,6 +109,13 @@ def processes(folder: Path) -> Iterator[Callable[..., Process]]:
     finally:
         for process in reversed(started):
             process.stop()
+
+
+def running(node: Process, seconds: float = 120) -> Process:
+    """``node`` once it runs its model (its JSON log says so): a subscriber started after this gets none of
+    the heartbeat's loading messages (a slow machine sends many while the model loads)."""
+    wait_until(lambda: '"event": "running ' in node.text(), seconds, f"the {node.name} to load its model")
+    return node
 
 
 def camera_args(listen: int, *extra: str) -> list[str]:
@@ -147,11 +155,8 @@ class Listener:
             return list(self.samples[topic])
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-            time.sleep(0.05)
+        """Until ``condition()`` holds (``timeout`` scaled by the machine's factor)."""
+        wait_until(condition, timeout, what)
 
     def close(self) -> None:
         for subscriber in self._subscribers:

@@ -13,8 +13,6 @@ from edgenode.core.model_config import ModelError
 from edgenode.node.model_loading import load_model
 from edgenode.tools.tflite_builder import ModelBuilder, model_metadata
 
-pytest.importorskip("ai_edge_litert")
-
 
 def detector(tmp_path: Path, files: dict[str, str], name: str = "street-detector", outputs: int = 6) -> Path:
     """A model with an image input and a constant YOLO head: one person box, one car box."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edgenode.node.scheduler import FatalPipelineError, FrameSkipped, Inferred, InvokeResult, Pipeline, Stages
+from tests.helpers.timing import scaled
 
 
 def feed(frames: list[int]) -> Callable[[float], object]:
@@ -60,7 +61,7 @@ async def run_until(pipeline: Pipeline[int, int], condition: Callable[[], bool],
     stop = asyncio.Event()
     task = asyncio.create_task(pipeline.run(stop))
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
+    deadline = loop.time() + scaled(limit)
     while not condition() and loop.time() < deadline and not task.done():
         await asyncio.sleep(0.01)
     stop.set()
@@ -88,7 +89,7 @@ def test_prepare_of_the_next_frame_overlaps_invoke() -> None:
 
     def invoke(staging: np.ndarray) -> InvokeResult:
         if int(staging[0]) == 1:  # invoke of frame 1 waits until frame 2 is being prepared
-            overlapped.append(second_prepared.wait(timeout=5))
+            overlapped.append(second_prepared.wait(timeout=scaled(5)))
         return InvokeResult([staging.copy()], 0, 1, 0)
 
     posted: list[int] = []
@@ -244,14 +245,15 @@ def test_overlap_takes_the_next_frame_just_in_time_and_never_queues_two() -> Non
         taken[frame] = time.monotonic()
         return frame
 
+    # Stage durations (simulated work) scale with the machine, so the ratios the schedule times by hold.
     def prepare(frame: int, staging: np.ndarray) -> int:
-        time.sleep(0.03)
+        time.sleep(scaled(0.03))
         staging[...] = frame
         return frame * 10
 
     def invoke(staging: np.ndarray) -> InvokeResult:
         began = time.monotonic()
-        time.sleep(0.2)
+        time.sleep(scaled(0.2))
         invokes[int(staging[0])] = (began, time.monotonic())
         return InvokeResult([staging.copy()], 0, 1, 0)
 
@@ -263,7 +265,7 @@ def test_overlap_takes_the_next_frame_just_in_time_and_never_queues_two() -> Non
     assert posted == list(range(1, len(posted) + 1))  # no frame was prepared and then dropped
     for frame in range(3, 7):  # once the running means are known
         began, ended = invokes[frame - 1]
-        assert began + 0.08 < taken[frame] < ended, (frame, taken[frame] - began)  # due about 0.13 s in
+        assert began + scaled(0.08) < taken[frame] < ended, (frame, taken[frame] - began)  # due about 0.13 s in
 
 
 @pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlap"])

@@ -30,6 +30,7 @@ from edgenode.node.stages import InvokeStage, PostStage, PrepareStage, keep_publ
 from tests.helpers.bus import MemoryBus
 from tests.helpers.fake_model import FakeRuntime, detections, fake_model
 from tests.helpers.frame_producer import Producer
+from tests.helpers.timing import scaled
 
 DETECT = "rt/model/boxes2d"
 LAYOUT = describe_frame(YUYV, 64, 48, 0, 64 * 48 * 2)
@@ -42,7 +43,7 @@ def open_fds() -> int:
 async def first_frame(frames: CameraFrames, pid: int, fd: int) -> FrameRef:
     message = m.DmaBuffer(m.Header(m.Time(1, 0), "camera"), pid, fd, 64, 48, 128, fourcc_code("YUYV"), 64 * 48 * 2)
     frames.slot.put(Received(m.encode(message), "application/cdr;edgefirst_msgs/msg/DmaBuffer", 0))
-    ref = await frames.next(timeout=1)
+    ref = await frames.next(timeout=scaled(1))
     assert ref is not None
     return ref
 
@@ -172,7 +173,7 @@ def test_when_the_camera_clock_is_not_ours_latency_counts_from_the_frames_arriva
     began = time.monotonic_ns()
     arrived = began - 200_000_000  # it waited 200 ms in the subscription before the stage took it
     frames.slot.put(Received(m.encode(message), "application/cdr;edgefirst_msgs/msg/DmaBuffer", arrived))
-    ref = asyncio.run(frames.next(timeout=1))
+    ref = asyncio.run(frames.next(timeout=scaled(1)))
     assert ref is not None
     post = post_stage(MemoryBus(), detections([], [], []))
     taken = time.monotonic_ns()

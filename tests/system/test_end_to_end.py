@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import zstandard
 
+from edgenode.adapters.tflite import import_runtimes
 from edgenode.core.outbound import LOADING_MODEL_NAME
 from edgenode.tools.demo.shapes_model import build_shapes_model, build_shapes_segmentation_model
 from tests.helpers.models import slow_model
@@ -26,6 +27,7 @@ from tests.helpers.processes import (
     free_port,
     node_args,
     processes,
+    running,
     start_router,
 )
 from tests.helpers.timing import scaled
@@ -58,6 +60,18 @@ def corners(box: object) -> list[float]:
     return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
 
 
+def sustainable_fps(model: Path, fps: float = 20.0) -> float:
+    """``fps``, or less where one invoke of ``model`` takes more than a third of a frame (emulated aarch64:
+    float32 XNNPACK kernels run through qemu's soft float, seconds per frame): the node then takes every
+    frame (preprocessing, decoding and tracking cost less than another invoke)."""
+    interpreter = import_runtimes()[0].interpreter(model_path=str(model), num_threads=1)
+    interpreter.allocate_tensors()
+    interpreter.invoke()  # warm-up
+    began = time.monotonic()
+    interpreter.invoke()
+    return min(fps, 1 / (3 * (time.monotonic() - began)))
+
+
 @pytest.fixture(scope="module")
 def demo_run(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """One run: camera (synthetic scene, ground truth) -> node (demo model, tracking, every topic) -> listener."""
@@ -65,17 +79,17 @@ def demo_run(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     camera_port, node_port = free_port(), free_port()
     truth = folder / "truth.jsonl"
     with processes(folder) as start:
-        camera = start("camera", *camera_args(camera_port, "--size", "960x540", "--fps", "20", "--ground-truth",
-                                              str(truth)))
-        node = start("node", *node_args(models["detect"], camera_port, node_port, "--track", "--visualization",
-                                        "--output-topic", "rt/model/output"))
-        deadline = time.monotonic() + scaled(60)  # record the model's messages, not the heartbeat's placeholders
-        while not any(str(entry.get("event", "")).startswith("running") for entry in node.json_lines()):
-            assert node.popen.poll() is None and time.monotonic() < deadline, node.text()
-            time.sleep(0.05)
+        # The scene moves per frame: at a rate this machine's node keeps up with, with the tracks' lifespan
+        # (camera time) stretched as much as the frame interval, the tracker sees what it sees at 20 fps.
+        fps = sustainable_fps(models["detect"])
+        camera = start("camera", *camera_args(camera_port, "--size", "960x540", "--fps", f"{fps:.3g}",
+                                              "--ground-truth", str(truth)))
+        node = running(start("node", *node_args(models["detect"], camera_port, node_port, "--track",
+                                                "--track-extra-lifespan", f"{0.5 * 20 / fps:.3g}", "--visualization",
+                                                "--output-topic", "rt/model/output")))
         listener = Listener(TOPICS, [node_port])
         try:
-            listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 60, scaled(60), "60 Detect messages")
+            listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 60, 60 + 120 / fps, "60 Detect messages")
             node_code = node.stop()
             camera_code = camera.stop()
             samples = {topic: listener.received(topic) for topic in TOPICS}
@@ -150,8 +164,8 @@ def test_compressed_masks_decompress_to_the_raw_ones(models: dict[str, Path], tm
     camera_port, node_port = free_port(), free_port()
     with processes(tmp_path) as start:
         start("camera", *camera_args(camera_port, "--size", "640x480", "--fps", "10"))
-        start("node", *node_args(models["segment"], camera_port, node_port, "--mask-compression",
-                                 "--mask-compression-level", "3"))
+        running(start("node", *node_args(models["segment"], camera_port, node_port, "--mask-compression",
+                                         "--mask-compression-level", "3")))
         listener = Listener(TOPICS, [node_port])
         try:
             listener.wait_for(lambda: listener.count("rt/model/mask_compressed") >= 5, 60, "5 compressed masks")
@@ -200,8 +214,8 @@ def test_node_as_a_client_through_a_router(models: dict[str, Path], tmp_path: Pa
         router = start_router(tmp_path, router_port)
         try:
             start("camera", "edgenode.tools.camera", "--size", "640x480", "--fps", "10", *client)
-            start("node", "edgenode", "--model", str(models["detect"]), "--log-format", "json", "--threads", "1",
-                  *client)
+            running(start("node", "edgenode", "--model", str(models["detect"]), "--log-format", "json", "--threads",
+                          "1", *client))
             listener = Listener(TOPICS, [router_port], mode="client")
             try:
                 listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 5, 60, "Detect through the router")
@@ -210,14 +224,14 @@ def test_node_as_a_client_through_a_router(models: dict[str, Path], tmp_path: Pa
                 listener.close()
         finally:
             router.terminate()
-            router.wait(10)
+            router.wait(scaled(10))
 
 
 def test_sigterm_exits_within_five_seconds(models: dict[str, Path], tmp_path: Path) -> None:
     camera_port, node_port = free_port(), free_port()
     with processes(tmp_path) as start:
         start("camera", *camera_args(camera_port, "--size", "640x480", "--fps", "30"))
-        node = start("node", *node_args(models["detect"], camera_port, node_port))
+        node = running(start("node", *node_args(models["detect"], camera_port, node_port)))
         listener = Listener(TOPICS, [node_port])
         try:
             listener.wait_for(lambda: listener.count("rt/model/boxes2d") >= 3, 60, "frames flowing")
@@ -225,7 +239,7 @@ def test_sigterm_exits_within_five_seconds(models: dict[str, Path], tmp_path: Pa
             listener.close()
         began = time.monotonic()
         assert node.stop(timeout=5.0) == 0
-        assert time.monotonic() - began < 5.0
+        assert time.monotonic() - began < scaled(5.0)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -240,7 +254,7 @@ def test_bad_start_is_one_line_and_exit_1(args: list[str], message: str, models:
     garbage.write_bytes(b"this is not a flatbuffer" * 10)
     argv = [arg.format(garbage=garbage, shapes=models["detect"]) for arg in args]
     result = subprocess.run([PYTHON, "-m", "edgenode", *argv, "--no-multicast-scouting", "--log-format", "json"],
-                            capture_output=True, text=True, timeout=60, check=False)
+                            capture_output=True, text=True, timeout=scaled(60), check=False)
     assert result.returncode == 1, result.stderr
     errors = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     errors = [e for e in errors if e["level"] == "error"]
@@ -292,11 +306,11 @@ def test_the_real_model_finds_the_people_in_bus_frames(shared_models: Path, tmp_
     with processes(tmp_path) as start:
         start("camera", *camera_args(camera_port, "--images", str(shared_models / "bus.jpg"), "--size", "810x1080",
                                      "--fps", "5"))
-        start("node", *node_args(shared_models / "yolov8s-fall-int8.tflite", camera_port, node_port,
-                                 "--resize", "letterbox", "--threshold", "0.25", "--threads", "2"))
+        running(start("node", *node_args(shared_models / "yolov8s-fall-int8.tflite", camera_port, node_port,
+                                         "--resize", "letterbox", "--threshold", "0.25", "--threads", "2")))
         listener = Listener(TOPICS, [node_port])
         try:
-            listener.wait_for(lambda: model_detect(listener) is not None, scaled(120), "a Detect of the real model")
+            listener.wait_for(lambda: model_detect(listener) is not None, 120, "a Detect of the real model")
             detect = model_detect(listener)
         finally:
             listener.close()
@@ -309,7 +323,8 @@ def test_the_real_model_finds_the_people_in_bus_frames(shared_models: Path, tmp_
 
 def test_the_readme_demo_command_shows_detections(tmp_path: Path) -> None:
     result = subprocess.run([PYTHON, "-m", "edgenode.tools.demo", "--frames", "15", "--json"], capture_output=True,
-                            text=True, timeout=120, check=False, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+                            text=True, timeout=scaled(120), check=False,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     frames = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(frames) == 15 and any(len(frame["boxes"]) == 4 for frame in frames)

@@ -58,9 +58,10 @@ LAYERS: dict[str, set[str]] = {
     # ``edgenode-foxglove``: Zenoh samples relayed to Foxglove clients and MCAP files, in a process of its own
     "foxglove": {"edgenode.foxglove", "edgenode.adapters", "edgenode.core", "edgenode.messages", "edgenode.cli",
                  "edgenode.resources", *SHELL, *STDLIB},
-    # zenoh's own logging (RUST_LOG's zenoh targets) is turned on before the node is built
+    # zenoh's own logging (RUST_LOG's zenoh targets) is turned on before the node is built; numpy: the process
+    # checks the numpy it runs on against the floor before composing (one line, issue 14)
     "app": {"edgenode.node.compose", "edgenode.node.lifecycle", "edgenode.entry", "edgenode.adapters.zenoh_bus",
-            *SHELL, *STDLIB},
+            "numpy", *SHELL, *STDLIB},
     "config": PURE_STDLIB,
     "logs": {*STDLIB, "structlog"},
     "resources": {"edgenode.messages", *STDLIB},

@@ -127,7 +127,9 @@ def as_pixels(tensor: NDArray[np.generic], encoding: InputEncoding) -> NDArray[n
 # Largest and mean error against the float64 reference, in 0..255 levels. RGB and grey are rounded
 # once (resize); YUV planes are rounded to 8 bits after the resize and again after the colour
 # matrix, which scales the chroma rounding by up to 2.1 (B = ... + 2.11 (U - 128)).
-TOLERANCE = {"rgb": (1.0, 0.3), "grey": (1.0, 0.3), "yuv": (3.0, 0.6)}
+# Worst and mean error against the float reference. RGB: 0.5 of rounding plus what INTER_LINEAR_EXACT's 8-bit
+# fixed-point weights add (1.02 when upscaling 64x48 to 120x160, the same bytes on x86 and aarch64).
+TOLERANCE = {"rgb": (1.05, 0.3), "grey": (1.05, 0.3), "yuv": (3.0, 0.6)}
 
 SIZES = [
     ((1920, 1080), (1, 640, 640, 3)),   # the camera case: 3:1 columns, 27:16 rows

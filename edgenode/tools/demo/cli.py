@@ -45,7 +45,7 @@ def free_port() -> int:
 
 
 def demo_model(cache_dir: Path, scratch: Path | None = None) -> Path:
-    """The demo detector in ``cache_dir``, built when missing (needs ai-edge-litert).
+    """The demo detector in ``cache_dir``, built when missing (with either TFLite runtime, or none).
 
     When the cache directory cannot be written (read-only, full, a file in its place), the model
     is built into ``scratch`` instead (a fresh temporary directory by default), with one line saying so.

@@ -1,6 +1,6 @@
 """A hand-built TFLite detector for the camera simulator's coloured rectangles, in YOLOv8 format.
 
-No training and no TensorFlow: the graph is written op by op with :mod:`edgenode.tflite_builder`.
+No training and no TensorFlow: the graph is written op by op with :mod:`edgenode.tools.tflite_builder`.
 Per pixel, a 1x1 colour transform gives each class a membership map F in 0..1 (red, green, blue,
 yellow). On a grid every ``STRIDE`` pixels, the run of F along the row and down the column
 through the grid point measures the object: run length = width/height, F-weighted mean
@@ -13,11 +13,9 @@ export.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from edgenode.tools.tflite_builder import ModelBuilder, model_metadata
+from edgenode.tools.tflite_builder import ModelBuilder, Options, model_metadata, options
 
 LABELS = ("red", "green", "blue", "yellow")
 SIZE = 320  # model input is SIZE x SIZE RGB float32 0..1
@@ -38,9 +36,6 @@ class _Graph:
     """A ModelBuilder with shorthands for float32 tensors, constants and ops with options."""
 
     def __init__(self, description: str) -> None:
-        from ai_edge_litert import schema_py_generated
-
-        self.schema: Any = schema_py_generated
         self.builder = ModelBuilder(description=description)
 
     def const(self, name: str, values: np.ndarray) -> int:
@@ -50,29 +45,22 @@ class _Graph:
     def tensor(self, name: str, shape: tuple[int, ...]) -> int:
         return self.builder.add_tensor(name, shape, np.float32)
 
-    def op(self, kind: str, inputs: list[int], name: str, shape: tuple[int, ...], options: object = None) -> int:
+    def op(self, kind: str, inputs: list[int], name: str, shape: tuple[int, ...], given: Options | None = None) -> int:
         out = self.tensor(name, shape)
-        self.builder.add_operator(kind, inputs, [out], options)
+        self.builder.add_operator(kind, inputs, [out], given)
         return out
-
-    def options(self, name: str, **fields: object) -> object:
-        options = getattr(self.schema, f"{name}T")()
-        for key, value in fields.items():
-            setattr(options, key, value)
-        return options
 
 
 def _membership(g: _Graph, image: int, batch: int = 1) -> int:
     """Per-pixel class membership in 0..1, shape (batch, SIZE, SIZE, classes)."""
-    relu, same = g.schema.ActivationFunctionType.RELU, g.schema.Padding.SAME
     classes = len(LABELS)
     colour = g.op("CONV_2D", [image, g.const("colour_w", _COLOUR_WEIGHTS.reshape(6, 1, 1, 3)),
                               g.const("colour_b", _COLOUR_BIAS)], "colour", (batch, SIZE, SIZE, 6),
-                  g.options("Conv2DOptions", padding=same, strideW=1, strideH=1, fusedActivationFunction=relu))
+                  options("Conv2DOptions", padding="SAME", stride_w=1, stride_h=1, fused_activation_function="RELU"))
     raw = g.op("CONV_2D", [colour, g.const("member_w", _MEMBERSHIP_WEIGHTS.reshape(classes, 1, 1, 6)),
                            g.const("member_b", np.zeros(classes, np.float32))], "membership_raw",
                (batch, SIZE, SIZE, classes),
-               g.options("Conv2DOptions", padding=same, strideW=1, strideH=1, fusedActivationFunction=relu))
+               options("Conv2DOptions", padding="SAME", stride_w=1, stride_h=1, fused_activation_function="RELU"))
     return g.op("MINIMUM", [raw, g.const("one", np.ones(1, np.float32))], "membership", (batch, SIZE, SIZE, classes))
 
 
@@ -83,7 +71,6 @@ def build_shapes_model(batch: int = 1) -> bytes:
     classes, grid = len(LABELS), SIZE // STRIDE
     anchors = grid * grid
     f32 = np.float32
-    same = g.schema.Padding.SAME
     image = g.tensor("image", (batch, SIZE, SIZE, 3))
     member = _membership(g, image, batch)
 
@@ -98,18 +85,18 @@ def build_shapes_model(batch: int = 1) -> bytes:
                ("bottom", (pixel + 1).reshape(1, SIZE, 1, 1)), ("top_from_end", (SIZE - pixel).reshape(1, SIZE, 1, 1))]
     extremes_in = g.op("CONCATENATION", [g.op("MUL", [solid, g.const(f"{name}_weight", values)], f"{name}_in",
                                           (batch, SIZE, SIZE, classes)) for name, values in weights],
-                     "extremes_in", (batch, SIZE, SIZE, 4 * classes), g.options("ConcatenationOptions", axis=3))
+                     "extremes_in", (batch, SIZE, SIZE, 4 * classes), options("ConcatenationOptions", axis=3))
     window = 2 * REACH + 1
     across = g.op("MAX_POOL_2D", [extremes_in], "extremes_rows", (batch, SIZE, grid, 4 * classes),
-                g.options("Pool2DOptions", padding=same, strideW=STRIDE, strideH=1, filterWidth=window,
-                         filterHeight=1))
+                options("Pool2DOptions", padding="SAME", stride_w=STRIDE, stride_h=1, filter_width=window,
+                         filter_height=1))
     extremes = g.op("MAX_POOL_2D", [across], "extremes", (batch, grid, grid, 4 * classes),
-                  g.options("Pool2DOptions", padding=same, strideW=1, strideH=STRIDE, filterWidth=1,
-                           filterHeight=window))
+                  options("Pool2DOptions", padding="SAME", stride_w=1, stride_h=STRIDE, filter_width=1,
+                           filter_height=window))
     right, left_from_end, bottom, top_from_end = (g.tensor(f"{name}_px", (batch, grid, grid, classes))
                                                   for name, _ in weights)
     g.builder.add_operator("SPLIT", [g.const("extremes_split_axis", np.array(3, np.int32).reshape(())), extremes],
-                   [right, left_from_end, bottom, top_from_end], g.options("SplitOptions", numSplits=4))
+                   [right, left_from_end, bottom, top_from_end], options("SplitOptions", num_splits=4))
     full = g.const("size", np.full(1, float(SIZE), f32))
     half = g.const("half", np.full(1, 0.5, f32))
     sides = {}
@@ -146,12 +133,12 @@ def build_shapes_model(batch: int = 1) -> bytes:
         shape = g.const(f"{name}_shape", np.array([batch, anchors, classes, 1], np.int32))
         coords.append(g.op("RESHAPE", [normalised, shape], f"{name}_anchors", (batch, anchors, classes, 1)))
     boxes = g.op("CONCATENATION", coords, "boxes", (batch, anchors, classes, 4),
-               g.options("ConcatenationOptions", axis=3))
+               options("ConcatenationOptions", axis=3))
 
     sampled = g.op("STRIDED_SLICE", [member, g.const("slice_begin", np.array([0, 0, 0, 0], np.int32)),
                                    g.const("slice_end", np.array([batch, SIZE, SIZE, classes], np.int32)),
                                    g.const("slice_strides", np.array([1, STRIDE, STRIDE, 1], np.int32))],
-                 "grid_membership", (batch, grid, grid, classes), g.options("StridedSliceOptions"))
+                 "grid_membership", (batch, grid, grid, classes), options("StridedSliceOptions"))
     weighted_score = g.op("MUL", [sampled, weight], "grid_score", (batch, grid, grid, classes))
     score_shape = g.const("score_shape", np.array([batch, anchors, classes, 1], np.int32))
     per_anchor = g.op("RESHAPE", [weighted_score, score_shape], "score_column", (batch, anchors, classes, 1))
@@ -159,7 +146,7 @@ def build_shapes_model(batch: int = 1) -> bytes:
                                                                                                    classes))],
                  "scores", (batch, anchors, classes, classes))
     rows = g.op("CONCATENATION", [boxes, one_hot], "rows", (batch, anchors, classes, 4 + classes),
-              g.options("ConcatenationOptions", axis=3))
+              options("ConcatenationOptions", axis=3))
     flat = g.op("RESHAPE", [rows, g.const("flat_shape", np.array([batch, anchors * classes, 4 + classes], np.int32))],
               "anchors", (batch, anchors * classes, 4 + classes))
     head = g.op("TRANSPOSE", [flat, g.const("head_perm", np.array([0, 2, 1], np.int32))], "output0",
@@ -178,13 +165,13 @@ def build_shapes_segmentation_model() -> bytes:
     image = g.tensor("image", (1, SIZE, SIZE, 3))
     member = _membership(g, image)
     pooled = g.op("AVERAGE_POOL_2D", [member], "pooled", (1, half, half, classes),
-                  g.options("Pool2DOptions", padding=g.schema.Padding.VALID, strideW=2, strideH=2, filterWidth=2,
-                            filterHeight=2))
+                  options("Pool2DOptions", padding="VALID", stride_w=2, stride_h=2, filter_width=2,
+                            filter_height=2))
     strongest = g.op("REDUCE_MAX", [pooled, g.const("class_axis", np.array([3], np.int32))], "strongest",
-                     (1, half, half, 1), g.options("ReducerOptions", keepDims=True))
+                     (1, half, half, 1), options("ReducerOptions", keep_dims=True))
     background = g.op("SUB", [g.const("one_bg", np.ones(1, np.float32)), strongest], "background", (1, half, half, 1))
     scores = g.op("CONCATENATION", [background, pooled], "segmentation", (1, half, half, 1 + classes),
-                  g.options("ConcatenationOptions", axis=3))
+                  options("ConcatenationOptions", axis=3))
     g.builder.set_io([image], [scores])
     g.builder.add_metadata("TFLITE_METADATA", model_metadata(f"{MODEL_NAME}-seg", "segments the edgenode camera "
                                                              "simulator's coloured rectangles"))
