@@ -148,7 +148,7 @@ def main(argv: list[str]) -> str:
                 table(["source", "resize", "input", "contender", "median ms", "p90 ms", "time / HAL", "CPU"], rows),
                 "Agreement with HAL on the same frame (uint8 RGB, |edgenode - HAL| in 0..255 levels; HAL's "
                 "downscale filters over a wider, antialiasing support; edgenode's is 2-tap bilinear, OpenCV "
-                "INTER_LINEAR as Ultralytics' letterbox uses):\n\n"
+                "INTER_LINEAR_EXACT, the bit-exact variant of the INTER_LINEAR Ultralytics' letterbox uses):\n\n"
                 + table(["source", "resize", "mean", "p99"], agreement),
                 "`time / HAL` below 1 means faster than edgefirst_hal's CPU ImageProcessor on the same frame, "
                 "measured interleaved in this run. `edgenode, 1 thread` is the single-core cost (the other "
