@@ -30,6 +30,7 @@ from edgenode.config import (
     RESIZE_MODES,
     SCHEDULES,
     ZENOH_MODES,
+    CameraSpec,
     ConfigError,
     DecodeSettings,
     LogSettings,
@@ -41,6 +42,7 @@ from edgenode.config import (
     TrackSettings,
     VisualSettings,
     ZenohSettings,
+    parse_camera,
 )
 from edgenode.entry import EarlyStop
 
@@ -87,6 +89,20 @@ def _number(kind: Callable[[str], Any], name: str) -> Callable[[str], Any]:
         return value
 
     return convert
+
+
+def batch_setting(text: str) -> int:
+    """``--batch``: ``auto`` (0) or a number of frames per invoke (raises ConfigError)."""
+    word = text.strip().lower()
+    if word == "auto":
+        return 0
+    try:
+        frames = int(word)
+    except ValueError:
+        frames = 0
+    if frames < 1:
+        raise ConfigError(f"--batch must be auto or a number of frames (1 or more), got {text!r}")
+    return frames
 
 
 as_float = _number(float, "a number")
@@ -197,6 +213,10 @@ OPTIONS: tuple[Option, ...] = (
          help="overlap: prepare the next frame (taken just in time) and publish the last one while the model "
               "runs (an NPU, or free cores); serial: only between invokes, so they never slow a model using "
               "every core; auto: serial when the model runs on the CPU with every core, else overlap"),
+    _opt("--batch", env="BATCH", default="auto", group=G_MODEL, metavar="auto|N",
+         help="frames of different cameras per invoke, when the model takes a batch or its input can be "
+              "resized: auto measures both at load and batches only when it is faster per frame; 1 never "
+              "batches"),
     _opt("--cache-dir", env="CACHE_DIR", default=None, group=G_MODEL, metavar="DIR",
          help="where the NPU keeps compiled graphs between starts (default $CACHE_DIRECTORY from systemd, "
               "else ~/.cache/edgenode)"),
@@ -213,10 +233,14 @@ OPTIONS: tuple[Option, ...] = (
          metavar="BYTES", help="largest camera frame taken (default: 4096x3072 RGBA, 48 MiB); a larger one is "
                                "skipped and counted (too_large) before its fd is touched"),
     # topics
-    _opt("--camera-topic", env="CAMERA_TOPIC", default="rt/camera/dma", group=G_TOPICS, metavar="KEY",
-         help="camera frames (edgefirst_msgs/DmaBuffer or CameraFrame)"),
-    _opt("--camera-info-topic", env="CAMERA_INFO_TOPIC", default="rt/camera/info", group=G_TOPICS,
-         metavar="KEY", help="camera resolution (sensor_msgs/CameraInfo), read for --visualization"),
+    _opt("--camera-topic", env="CAMERA_TOPIC", default=(CameraSpec("rt/camera/dma"),), convert=parse_camera,
+         kind="append", group=G_TOPICS, metavar="[NAME=]KEY",
+         help="camera frames (edgefirst_msgs/DmaBuffer or CameraFrame); repeat it (env comma-separated) for "
+              "several cameras through one model, each stream named NAME or after its topic"),
+    _opt("--camera-info-topic", env="CAMERA_INFO_TOPIC", default=("rt/camera/info",), kind="append",
+         group=G_TOPICS, metavar="[NAME=]KEY",
+         help="camera resolution (sensor_msgs/CameraInfo), read for --visualization; with several cameras each "
+              "stream's is its frame topic with this key's last segment, NAME=KEY sets one stream's"),
     _opt("--detect-topic", env="DETECT_TOPIC", default="rt/model/boxes2d", group=G_TOPICS, metavar="KEY",
          help="boxes (edgefirst_msgs/Detect)"),
     _opt("--info-topic", env="INFO_TOPIC", default="rt/model/info", group=G_TOPICS, metavar="KEY",
@@ -308,7 +332,8 @@ def _describe(option: Option) -> str:
     if option.env:
         extras.append(f"env {option.env}")
     if option.kind != "bool" and option.default not in (None, (), ""):
-        extras.append(f"default {option.default}")
+        shown = ", ".join(map(str, option.default)) if isinstance(option.default, tuple) else option.default
+        extras.append(f"default {shown}")
     return f"{option.help} [{', '.join(extras)}]" if extras else option.help
 
 
@@ -422,9 +447,22 @@ def zenoh_settings(values: Mapping[str, Any]) -> ZenohSettings:
     )
 
 
+def camera_info_topics(entries: Sequence[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``--camera-info-topic`` entries: the plain KEY (the last one given; default rt/camera/info, none given:
+    disabled) and each ``NAME=KEY`` override."""
+    plain = [entry for entry in entries if "=" not in entry]
+    overrides = tuple((name.strip(), key.strip()) for name, _, key in
+                      (entry.partition("=") for entry in entries if "=" in entry))
+    if plain:
+        return plain[-1].strip(), overrides
+    return ("rt/camera/info" if overrides else ""), overrides
+
+
 def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str, zenoh_log: str = "") -> NodeConfig:
     """Assemble the typed config; its sections validate ranges and raise ConfigError."""
     v = values
+    cameras: tuple[CameraSpec, ...] = v["camera_topic"]
+    info_topic, info_overrides = camera_info_topics(v["camera_info_topic"])
     return NodeConfig(
         model=ModelSettings(
             path=Path(v["model"]),
@@ -436,10 +474,11 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str, 
             decoder=v["decoder_model"],
             ssd=v["ssd_model"],
             schedule=v["schedule"],
+            batch=batch_setting(v["batch"]),
         ),
         topics=Topics(
-            camera=v["camera_topic"],
-            camera_info=v["camera_info_topic"],
+            camera=cameras[0].topic if cameras else "",
+            camera_info=info_topic,
             detect=v["detect_topic"],
             info=v["info_topic"],
             mask=v["mask_topic"],
@@ -474,6 +513,8 @@ def config_from_values(values: dict[str, Any], cache_dir: Path, log_level: str, 
         visual=VisualSettings(enabled=v["visualization"], labels=v["labels"]),
         log=LogSettings(level=log_level, format=v["log_format"], profile=v["tracy"],
                         stats_interval=v["stats_interval"], zenoh=zenoh_log),
+        cameras=cameras if len(cameras) > 1 or any(camera.name for camera in cameras) else (),
+        info_overrides=info_overrides,
     )
 
 

@@ -8,7 +8,7 @@ composition root builds the pipeline from it. Each section validates its own ran
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 LABEL_MODES = ("index", "label", "score", "label-score", "track")
@@ -27,6 +27,8 @@ ZSTD_LEVELS = range(-7, 23)
 MAX_FRAME_BYTES = 4096 * 3072 * 4
 MAX_TRACK_LIFESPAN = 3600.0  # seconds a lost track may be kept (an hour is far past any use)
 MAX_STATS_INTERVAL = 86400.0  # seconds between stats lines (a day)
+MAX_BATCH = 16
+MAX_CAMERAS = 16
 
 
 class ConfigError(ValueError):
@@ -112,6 +114,71 @@ class Topics:
                 raise ConfigError(f"{flag} {key!r} is not a valid Zenoh key expression")
 
 
+STREAM_NAME_FORBIDDEN = "/*$?#= ,"
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One ``--camera-topic`` entry: the stream's frame topic and its name (``""``: derived from the topics)."""
+
+    topic: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.topic}" if self.name else self.topic
+
+
+def parse_camera(text: str) -> CameraSpec:
+    """``NAME=TOPIC`` or a bare ``TOPIC`` (its name derived later, from every camera's topic)."""
+    name, sep, topic = text.strip().partition("=")
+    return CameraSpec(topic.strip(), name.strip()) if sep else CameraSpec(text.strip())
+
+
+def derived_names(topics: tuple[str, ...]) -> tuple[str, ...]:
+    """A name for each of ``topics``: the key segments that tell it from the others (the segments every topic
+    shares at the start and at the end dropped, the rest joined with ``_``); one topic alone: its last segment.
+
+    ``rt/front/dma``, ``rt/rear/dma`` -> ``front``, ``rear``; ``cam1/rt/camera/dma`` -> ``cam1``.
+    """
+    split = [topic.split("/") for topic in topics]
+    if len(split) < 2:
+        return tuple(parts[-1] for parts in split)
+    shortest = min(len(parts) for parts in split)
+    head = 0
+    while head < shortest - 1 and len({parts[head] for parts in split}) == 1:
+        head += 1
+    tail = 0
+    while tail < shortest - head - 1 and len({parts[-1 - tail] for parts in split}) == 1:
+        tail += 1
+    return tuple("_".join(parts[head:len(parts) - tail]) or parts[-1] for parts in split)
+
+
+def stream_key(key: str, name: str) -> str:
+    """An output topic of stream ``name``: the name inserted before the key's last segment
+    (``rt/model/boxes2d`` -> ``rt/model/<name>/boxes2d``); an empty key (disabled) stays empty."""
+    if not key:
+        return key
+    head, sep, last = key.rpartition("/")
+    return f"{head}{sep}{name}/{last}"
+
+
+def derived_info_topic(camera: str, info: str) -> str:
+    """Stream ``camera``'s CameraInfo topic: its frame topic with the last segment replaced by that of
+    ``--camera-info-topic`` (``rt/front/dma`` with ``rt/camera/info`` -> ``rt/front/info``); empty stays empty."""
+    if not info:
+        return ""
+    head, sep, _ = camera.rpartition("/")
+    return f"{head}{sep}{info.rpartition('/')[2]}"
+
+
+@dataclass(frozen=True)
+class StreamTopics:
+    """One camera stream of the node: its name and every topic it reads and publishes."""
+
+    name: str
+    topics: Topics
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """The model file, its metadata override and how to run it."""
@@ -125,9 +192,12 @@ class ModelSettings:
     decoder: str = ""
     ssd: bool = False
     schedule: str = "auto"
+    batch: int = 0  # frames of different streams per invoke: 0 = auto (measured at load), else at most this
 
     def __post_init__(self) -> None:
         _one_of("--schedule", self.schedule, SCHEDULES)
+        if not 0 <= self.batch <= MAX_BATCH:
+            raise ConfigError(f"--batch must be auto or 1 to {MAX_BATCH}, got {self.batch}")
         if self.edgefirst_config is not None and self.edgefirst_config.suffix.lower() not in (
             ".yaml", ".yml", ".json"
         ):
@@ -254,3 +324,45 @@ class NodeConfig:
     mask: MaskSettings = field(default_factory=MaskSettings)
     visual: VisualSettings = field(default_factory=VisualSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    # Every --camera-topic; empty: the one stream of ``topics.camera``. ``info_overrides``: --camera-info-topic
+    # NAME=KEY entries (stream name, its CameraInfo topic).
+    cameras: tuple[CameraSpec, ...] = ()
+    info_overrides: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.streams()  # names and topics checked now (ConfigError)
+
+    def streams(self) -> tuple[StreamTopics, ...]:
+        """The camera streams and their topics. One stream keeps every topic as configured (the node as it
+        always was); with several, each stream's outputs carry its name (:func:`stream_key`) and its
+        CameraInfo topic is derived from its frame topic (:func:`derived_info_topic`) unless overridden."""
+        cameras = self.cameras or (CameraSpec(self.topics.camera),)
+        if len(cameras) > MAX_CAMERAS:
+            raise ConfigError(f"--camera-topic: at most {MAX_CAMERAS} cameras, got {len(cameras)}")
+        derived = derived_names(tuple(camera.topic for camera in cameras))
+        names = tuple(camera.name or name for camera, name in zip(cameras, derived, strict=True))
+        for camera, name in zip(cameras, names, strict=True):
+            if not camera.topic:
+                raise ConfigError(f"--camera-topic {name + '=' if camera.name else ''}: the topic is empty")
+            if not name or any(c in STREAM_NAME_FORBIDDEN for c in name):
+                raise ConfigError(f"--camera-topic {camera.topic!r}: stream name {name!r} must be one key segment "
+                                  f"(no {STREAM_NAME_FORBIDDEN.strip()!r} or spaces); name it NAME=TOPIC")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"--camera-topic: stream names must be unique, {', '.join(duplicates)} appears more "
+                              "than once; name them NAME=TOPIC")
+        unknown = sorted({name for name, _ in self.info_overrides} - set(names))
+        if unknown:
+            raise ConfigError(f"--camera-info-topic: no camera stream named {', '.join(unknown)} "
+                              f"(streams: {', '.join(names)})")
+        overrides = dict(self.info_overrides)
+        base = self.topics
+        if len(cameras) == 1:
+            only = replace(base, camera=cameras[0].topic, camera_info=overrides.get(names[0], base.camera_info))
+            return (StreamTopics(names[0], only),)
+        return tuple(StreamTopics(name, replace(
+            base, camera=camera.topic,
+            camera_info=overrides.get(name, derived_info_topic(camera.topic, base.camera_info)),
+            detect=stream_key(base.detect, name), info=stream_key(base.info, name), mask=stream_key(base.mask, name),
+            mask_compressed=stream_key(base.mask_compressed, name), output=stream_key(base.output, name),
+            visual=stream_key(base.visual, name))) for camera, name in zip(cameras, names, strict=True))

@@ -84,6 +84,20 @@ class CameraFrames:
         last = self.slot.last_put
         return (now - last, True) if self.slot.received else (now - self.subscribed_at, False)
 
+    @property
+    def pending(self) -> bool:
+        """Whether a camera message waits unread (:meth:`next` then returns without waiting)."""
+        return self.slot.pending
+
+    @property
+    def arrived(self) -> float:
+        """When the newest camera message arrived (time.monotonic(); 0 before the first)."""
+        return self.slot.last_put
+
+    def watch(self, now: float) -> None:
+        """Note a gap in the frames (one warning) when nobody waits in :meth:`next` on this stream."""
+        self._note_gap(now)
+
     def _note_gap(self, now: float) -> None:
         if not self._in_gap and now - self._last_frame >= self.gap_seconds:
             self._in_gap = True

@@ -83,15 +83,41 @@ class TFLiteRuntime:
         self.runtime = runtime
         self.delegate = delegate
         self.threads = threads  # the interpreter's CPU threads (XNNPACK and CPU ops)
+        self._views()
+        # The public invoke() refuses to run while numpy views of tensors exist (it cannot know
+        # whether the arena will move). The arena only moves in allocate_tensors(), which this
+        # adapter calls after loading only in resize_batch, taking new views, so the input views stay valid.
+        self._invoke = self._invoker()
+
+    def _invoker(self) -> Any:
+        wrapper = getattr(self._interpreter, "_interpreter", None)
+        return getattr(wrapper, "Invoke", None) or self._interpreter.invoke
+
+    def _views(self) -> None:
+        interpreter = self._interpreter
         self.inputs = [tensor_spec(d) for d in interpreter.get_input_details()]
         self.outputs = [tensor_spec(d) for d in interpreter.get_output_details()]
         self._input_views = [interpreter.tensor(spec.index)() for spec in self.inputs]
         self._output_getters = [interpreter.tensor(spec.index) for spec in self.outputs]
-        # The public invoke() refuses to run while numpy views of tensors exist (it cannot know
-        # whether the arena will move). The arena only moves in allocate_tensors(), which this
-        # adapter never calls after loading, so the persistent input views stay valid.
-        wrapper = getattr(interpreter, "_interpreter", None)
-        self._invoke = getattr(wrapper, "Invoke", None) or interpreter.invoke
+
+    def resize_batch(self, batch: int) -> None:
+        """Make input 0 take ``batch`` frames (the outputs follow); ModelError when the model cannot, and it
+        stays as it was. Earlier :meth:`input_view` arrays are invalid afterwards: take new ones."""
+        spec = self.inputs[0]
+        interpreter = self._interpreter
+        # allocate_tensors refuses while anything holds the interpreter's wrapper (a numpy view of the arena,
+        # which moves, or our bound Invoke)
+        self._input_views, self._invoke = [], None
+        try:
+            interpreter.resize_tensor_input(spec.index, [batch, *spec.shape[1:]])
+            interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            interpreter.resize_tensor_input(spec.index, list(spec.shape))
+            interpreter.allocate_tensors()
+            raise ModelError(f"the model's input cannot take {batch} frames: {_one_line(exc)}") from None
+        finally:
+            self._views()
+            self._invoke = self._invoker()
 
     def input_view(self, index: int = 0) -> np.ndarray:
         """A persistent, writable view of input ``index``: fill it, then :meth:`invoke`."""

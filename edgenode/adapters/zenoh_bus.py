@@ -201,6 +201,15 @@ class LatestSlot(Generic[T]):
         self.last_put = time.monotonic()
         self._ready.set()
 
+    @property
+    def pending(self) -> bool:
+        """Whether an item waits unread."""
+        return self._item is not None
+
+    async def wait(self) -> None:
+        """Until an item waits (at once when one does)."""
+        await self._ready.wait()
+
     def take(self) -> T | None:
         """The newest item, or None; the slot is empty afterwards."""
         item, self._item = self._item, None

@@ -123,9 +123,11 @@ class StreamFacts:
     received: int = 0
     dropped: int = 0
     skipped: Mapping[str, int] = field(default_factory=dict)
+    name: str | None = None  # the stream's name, in a node with several cameras (else None: no field)
 
     def document(self) -> dict[str, Any]:
-        return {"topic": self.topic, "size": list(self.size) if self.size is not None else None,
+        return {**({"stream": self.name} if self.name is not None else {}),
+                "topic": self.topic, "size": list(self.size) if self.size is not None else None,
                 "last_frame_age_s": round(self.silent_s, 3) if self.frames_seen else None,
                 "fps": self.fps, "received": self.received, "dropped": self.dropped,
                 "skipped": dict(sorted(self.skipped.items()))}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,3 +38,10 @@ class TensorSpec:
         if not self.quantized:
             return real
         return real / self.scale + self.zero_point
+
+
+def one_frame(spec: TensorSpec) -> TensorSpec:
+    """``spec`` with a batch of one: what one frame's slice of a batched tensor looks like."""
+    if not spec.shape or spec.shape[0] == 1:
+        return spec
+    return replace(spec, shape=(1, *spec.shape[1:]))

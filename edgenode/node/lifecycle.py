@@ -74,7 +74,7 @@ class Node:
         self.notifier = notifier
         self.stop = asyncio.Event()
         self.unclean = False  # set when a stage would not stop in time: the process must exit hard
-        self.stream: Stream | None = None
+        self.streams: list[Stream] = []
         self.running: Running | None = None
         self.status = parts.status_board()
         self._log: Any = get_logger("edgenode.node")
@@ -104,22 +104,27 @@ class Node:
         except ZenohConfigError as exc:
             raise StartupError(str(exc)) from None
 
-    async def _load(self, stream: Stream) -> LoadedModel | None:
-        """The model, loaded on its own thread while the heartbeat publishes; None when stopped first."""
+    async def _load(self, streams: list[Stream]) -> LoadedModel | None:
+        """The model, loaded on its own thread while the heartbeat publishes on every stream; None when stopped
+        first."""
         model = self.config.model
         self.notifier.status(f"loading {model.path.name}")
         self.status.enter(LOADING)
-        self._log.info(f"loading model {model.path}", camera_topic=self.config.topics.camera)
+        topics = {"camera_topic": self.config.topics.camera} if len(streams) == 1 else {
+            "camera_topics": [stream.frames.topic for stream in streams]}
+        self._log.info(f"loading model {model.path}", **topics)
         loaded = asyncio.Event()
-        heartbeat = asyncio.create_task(supervision.heartbeat(stream.frames, stream.publishers, loaded))
+        heartbeats = [asyncio.create_task(supervision.heartbeat(stream.frames, stream.publishers, loaded))
+                      for stream in streams]
         loading = run_in_thread(asyncio.get_running_loop(), self.parts.load_model, "edgenode-load")
         stopped = asyncio.create_task(self.stop.wait())
         waiting: set[asyncio.Future[Any]] = {loading, stopped}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         loaded.set()
         stopped.cancel()
-        heartbeat.cancel()
-        await asyncio.gather(heartbeat, return_exceptions=True)
+        for heartbeat in heartbeats:
+            heartbeat.cancel()
+        await asyncio.gather(*heartbeats, return_exceptions=True)
         if not loading.done():
             self._log.info("stopped while the model was loading")
             return None
@@ -128,16 +133,18 @@ class Node:
         except ModelError as exc:
             raise StartupError(str(exc)) from None
 
-    def _start(self, model: LoadedModel, stream: Stream) -> Running:
+    def _start(self, model: LoadedModel, streams: list[Stream]) -> Running:
         try:
-            running = self.parts.running(model, stream)
+            running = self.parts.running(model, streams)
         except PreprocessError as exc:
             raise StartupError(str(exc)) from None
         description = model.description
         self._log.info(f"running {description.name}", model_types=description.model_types,
                        labels=len(description.labels), preprocess=running.preprocessor.name,
-                       delegate=model.runtime.delegate or "cpu", tracking=running.tracker is not None,
-                       schedule="overlap" if running.pipeline.overlap else "serial")
+                       delegate=model.runtime.delegate or "cpu", tracking=running.tracking,
+                       schedule="overlap" if running.pipeline.overlap else "serial",
+                       **({"streams": [stream.name for stream in streams], "batch": running.batch}
+                          if len(streams) > 1 else {}))
         self.notifier.ready(f"running {description.name}")
         self.status.started_running(running)
         return running
@@ -179,21 +186,28 @@ class Node:
             return 0
         tasks: list[asyncio.Task[Any]] = []
         try:
-            self.stream = stream = self.parts.stream(bus, asyncio.get_running_loop())
-            self.status.announce(bus, stream)
+            self.streams = streams = self.parts.streams(bus, asyncio.get_running_loop())
+            self.status.announce(bus, streams)
             tasks.append(asyncio.create_task(supervision.refresh_status(self.status.refresh, REFRESH_SECONDS)))
-            if stream.camera_info is not None:
-                tasks.append(asyncio.create_task(supervision.follow_camera_info(stream.camera_info, stream.size)))
+            for stream in streams:
+                if stream.camera_info is not None:
+                    tasks.append(asyncio.create_task(supervision.follow_camera_info(stream.camera_info, stream.size)))
             if self.notifier.watchdog_interval:
                 tasks.append(asyncio.create_task(
                     supervision.watchdog(self.notifier, self.notifier.watchdog_interval, self._stalled, self.stop)))
-            model = await self._load(stream)
+            model = await self._load(streams)
             if model is None:
                 return 0
-            self.running = running = self._start(model, stream)
+            self.running = running = self._start(model, streams)
+            lines: list[dict[str, Any]] = []
+
+            def report() -> dict[str, Any]:
+                lines[:] = running.stats_lines()
+                return self.status.record_window(running.totals_line)
+
             tasks.append(asyncio.create_task(
-                supervision.report_stats(lambda: self.status.record_window(running.stats_line()),
-                                         self.config.log.stats_interval, self.notifier, self.stop)))
+                supervision.report_stats(report, self.config.log.stats_interval, self.notifier, self.stop,
+                                         lines=lambda: lines)))
             return await self._run(running)
         finally:
             self.stop.set()
@@ -203,8 +217,8 @@ class Node:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.running is not None:
                 self.running.close(wait=not self.unclean)
-            if self.stream is not None:
-                self.stream.close()
+            for stream in self.streams:
+                stream.close()
             bus.close()
             self.notifier.stopping()
             self.notifier.close()

@@ -6,6 +6,7 @@ that cannot be decoded fails at once instead of after the NPU's first graph comp
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,12 @@ from edgenode.adapters.tflite import TFLiteRuntime, load_runtime
 from edgenode.config import DecodeSettings, ModelSettings
 from edgenode.core.decoder_factory import decode_params, decoder_for
 from edgenode.core.decoding import Decoder
+from edgenode.core.fairness import batch_pays
+from edgenode.core.model_config import ModelError
 from edgenode.core.model_description import ModelDescription, model_format, model_name
 from edgenode.core.model_layout import Layout, describe_outputs, resolve_layout
 from edgenode.core.semantic_masks import mask_classes_problem
-from edgenode.core.tensors import TensorSpec
+from edgenode.core.tensors import TensorSpec, one_frame
 from edgenode.logs import get_logger
 
 
@@ -40,8 +43,56 @@ class LoadedModel:
         return self.decoder.layout
 
 
-def load_model(model: ModelSettings, decode: DecodeSettings, mask_classes: Sequence[int] = ()) -> LoadedModel:
-    """Load ``model.path`` as the settings say; raises ``ModelError`` (one line) when it cannot be used.
+def _invoke_seconds(runtime: TFLiteRuntime, repeats: int = 2) -> float:
+    """The best of ``repeats`` invokes on whatever the input holds, after one that is not timed."""
+    runtime.invoke()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        runtime.invoke()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def choose_batch(runtime: TFLiteRuntime, setting: int, streams: int) -> int:
+    """Frames of different streams per invoke, the runtime's input resized to it (``setting``: ``--batch``,
+    0 = auto). A model whose input takes several frames takes them; with one stream, or ``--batch 1``, one.
+    Otherwise the input is resized to as many frames as there are streams (at most ``setting``), and with auto
+    kept so only when one invoke of them measured clearly faster per frame than single invokes (one line)."""
+    spec = runtime.inputs[0]
+    native = spec.shape[0] if spec.shape else 1
+    if native > 1:
+        _log().info(f"batch: the model takes {native} frames an invoke")
+        return native
+    if streams < 2 or setting == 1:
+        return 1
+    frames = min(setting or streams, streams)
+    try:
+        runtime.resize_batch(frames)
+    except ModelError as exc:
+        _log().info(f"batch: 1 frame an invoke ({exc})")
+        return 1
+    if setting:
+        _log().info(f"batch: {frames} frames an invoke (--batch {setting})")
+        return frames
+    batched = _invoke_seconds(runtime)
+    runtime.resize_batch(1)
+    single = _invoke_seconds(runtime)
+    pays = batch_pays(single, batched, frames)
+    _log().info(f"batch auto: 1 frame {single * 1e3:.1f} ms, {frames} frames {batched * 1e3:.1f} ms "
+                f"({batched / frames * 1e3:.1f} ms a frame, {batched / frames / single:.0%} of one alone): "
+                f"{frames if pays else 1} frame{'s' if pays else ''} an invoke",
+                single_ms=round(single * 1e3, 2), batch_ms=round(batched * 1e3, 2), frames=frames,
+                batch=frames if pays else 1)
+    if pays:
+        runtime.resize_batch(frames)
+    return frames if pays else 1
+
+
+def load_model(model: ModelSettings, decode: DecodeSettings, mask_classes: Sequence[int] = (), *,
+               streams: int = 1) -> LoadedModel:
+    """Load ``model.path`` as the settings say, for ``streams`` camera streams (which may share a batched
+    invoke, :func:`choose_batch`); raises ``ModelError`` (one line) when it cannot be used.
 
     ``--classes`` and ``--mask-classes`` that the model does not have are warned about, naming the flag.
     """
@@ -50,8 +101,9 @@ def load_model(model: ModelSettings, decode: DecodeSettings, mask_classes: Seque
     labels = file.labels()
     hint = file.end_to_end()
 
-    def plan(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> Layout:
-        return resolve_layout(config, inputs, outputs, family=model.decoder, ssd=model.ssd, end_to_end=hint)
+    def plan(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> Layout:  # one frame's slice of each
+        return resolve_layout(config, [one_frame(s) for s in inputs], [one_frame(s) for s in outputs],
+                              family=model.decoder, ssd=model.ssd, end_to_end=hint)
 
     layout = plan(file.inputs, file.outputs)
     params = decode_params(layout, threshold=decode.threshold, iou=decode.iou, max_boxes=decode.max_boxes,
@@ -62,6 +114,7 @@ def load_model(model: ModelSettings, decode: DecodeSettings, mask_classes: Seque
     if problem:
         _log().warning(problem)
     runtime = load_runtime(model.path, model)
+    choose_batch(runtime, model.batch, streams)
     if [(s.name, s.shape) for s in runtime.outputs] != [(s.name, s.shape) for s in file.outputs]:
         layout = plan(runtime.inputs, runtime.outputs)
     description = ModelDescription(model_name(file.metadata_name, model.path.name), model_format(model.path.name),

@@ -120,7 +120,7 @@ class PostStage:
     """Called on the post thread for every inferred frame; owns the stream's tracker and frame stats."""
 
     def __init__(self, model: LoadedModel, publisher: FramePublisher, *, tracker: ByteTracker | None,
-                 threshold: float, profile: bool) -> None:
+                 threshold: float, profile: bool, totals: SharedFrameStats | None = None) -> None:
         self.model = model
         self.publisher = publisher
         self.tracker = tracker
@@ -128,6 +128,7 @@ class PostStage:
         self.profile = profile
         self._labels: dict[int, str] = {}
         self.stats = SharedFrameStats(time.monotonic_ns())
+        self.totals = totals  # the node's stats over every stream, when it has several
         self.publish_errors = 0  # frames whose publication raised (also counted as post failures)
         self.first_frame_logged = False
         self._log: Any = get_logger("edgenode.node")
@@ -163,6 +164,8 @@ class PostStage:
         if not 0 <= latency < MAX_PLAUSIBLE_LATENCY_NS:  # camera clock is not ours: time since arrival
             latency = time.monotonic_ns() - (frame.arrived_ns or item.prepared.taken_ns)
         self.stats.record(times, published - tracked, latency, len(detections))
+        if self.totals is not None:
+            self.totals.record(times, published - tracked, latency, len(detections))
         if not self.first_frame_logged:
             self.first_frame_logged = True
             self._log.info(f"first frame decoded: {len(detections)} boxes", boxes=len(detections),

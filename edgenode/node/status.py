@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from edgenode import __version__
@@ -50,19 +51,21 @@ class StatusBoard:
         self.phase = WAITING_FOR_ROUTER
         self.identity: Identity | None = None
         self.announcement: Announced | None = None
-        self.stream: Stream | None = None
+        self.streams: list[Stream] = []
         self.running: Running | None = None
         self.model = ModelFacts(file=str(config.model.path))
         self.window: dict[str, float] | None = None
-        self.camera_fps: float | None = None
-        self._received_at_window = 0
+        self.camera_fps: list[float | None] = []
+        self._received_at_window: list[int] = []
         self.payload = b""
 
     # -- what the lifecycle tells it --------------------------------------------------------------
-    def announce(self, bus: Bus, stream: Stream) -> None:
-        """Follow ``stream``, take a first snapshot and announce the node on ``bus`` (token and queryable); the
+    def announce(self, bus: Bus, streams: list[Stream]) -> None:
+        """Follow ``streams``, take a first snapshot and announce the node on ``bus`` (token and queryable); the
         bus is open, so the node is loading its model next."""
-        self.stream = stream
+        self.streams = streams
+        self.camera_fps = [None] * len(self.streams)
+        self._received_at_window = [0] * len(self.streams)
         self.phase = LOADING
         self.identity = Identity("node", self.host, self.pid, __version__, bus.namespace, bus.zid, self.started_at)
         self.refresh()
@@ -78,7 +81,7 @@ class StatusBoard:
     def started_running(self, running: Running) -> None:
         """The model is loaded and the stages run: its facts are known."""
         self.running = running
-        self._received_at_window = running.stream.frames.slot.received  # the first window starts now
+        self._received_at_window = [stream.frames.slot.received for stream in running.streams]  # window starts
         runtime, description = running.model.runtime, running.model.description
         spec = description.inputs[0] if description.inputs else None
         self.model = ModelFacts(
@@ -86,30 +89,33 @@ class StatusBoard:
             types=description.model_types, input_shape=spec.shape if spec else None,
             input_type=str(spec.dtype) if spec else None, runtime=runtime.runtime, delegate=runtime.delegate or "cpu",
             threads=runtime.threads, schedule="overlap" if running.pipeline.overlap else "serial",
-            preprocess=running.preprocessor.name, tracking=running.tracker is not None)
+            preprocess=running.preprocessor.name, tracking=running.tracking)
         self.enter(RUNNING)
 
     def record_window(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Keep the stats line's window (throughput, stage times) for the status; returns ``fields``."""
+        """Keep the stats line's window (the node's throughput, stage times) for the status, and each stream's
+        arrival rate over it; returns ``fields``."""
         self.window = {key: float(value) for key, value in fields.items() if isinstance(value, (int, float))}
-        if self.stream is not None:
-            received = self.stream.frames.slot.received
-            seconds = self.window.get("window_s", 0.0)
+        seconds = self.window.get("window_s", 0.0)
+        for index, stream in enumerate(self.streams):
+            received = stream.frames.slot.received
             if seconds > 0:
-                self.camera_fps = round((received - self._received_at_window) / seconds, 2)
-            self._received_at_window = received
+                self.camera_fps[index] = round((received - self._received_at_window[index]) / seconds, 2)
+            self._received_at_window[index] = received
         return fields
 
     # -- the snapshot -----------------------------------------------------------------------------
     def _stream_facts(self, now: float) -> list[StreamFacts]:
-        if self.stream is None:
-            return []
-        frames = self.stream.frames
-        stats = frames.stats
-        silent, seen = frames.silence(now)
-        return [StreamFacts(topic=frames.topic, size=self.stream.size.known or frames.frame_size, silent_s=silent,
-                            frames_seen=seen, fps=self.camera_fps, received=stats.received, dropped=stats.dropped,
-                            skipped=dict(stats.skipped))]
+        facts = []
+        for stream, fps in zip(self.streams, self.camera_fps, strict=True):
+            frames = stream.frames
+            stats = frames.stats
+            silent, seen = frames.silence(now)
+            facts.append(StreamFacts(topic=frames.topic, size=stream.size.known or frames.frame_size, silent_s=silent,
+                                     frames_seen=seen, fps=fps, received=stats.received, dropped=stats.dropped,
+                                     skipped=dict(stats.skipped),
+                                     name=stream.name if len(self.streams) > 1 else None))
+        return facts
 
     def _counters(self) -> Counters:
         if self.running is not None:
@@ -118,11 +124,15 @@ class StatusBoard:
                 frames_received=counted["received"], frames_processed=self.running.pipeline.counters.posted,
                 dropped=counted["dropped"], skipped=counted["skipped"], prepare_failures=counted["prepare_failed"],
                 invoke_failures=counted["invoke_failed"], post_failures=counted["post_failed"],
-                publish_errors=self.running.post.publish_errors + counted.get("mask_failed", 0)
+                publish_errors=self.running.publish_errors + counted.get("mask_failed", 0)
                 + counted.get("mask_compressed_failed", 0))
-        if self.stream is not None:
-            stats = self.stream.frames.stats
-            return Counters(frames_received=stats.received, dropped=stats.dropped, skipped=dict(stats.skipped))
+        if self.streams:
+            every = [stream.frames.stats for stream in self.streams]
+            skipped: Counter[str] = Counter()
+            for stats in every:
+                skipped.update(stats.skipped)
+            return Counters(frames_received=sum(stats.received for stats in every),
+                            dropped=sum(stats.dropped for stats in every), skipped=dict(skipped))
         return Counters()
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from edgenode.adapters.camera import CameraFrames, CameraInfos
@@ -44,13 +44,14 @@ async def heartbeat(frames: CameraFrames, publishers: Publishers, until: asyncio
 
 
 async def report_stats(line: Callable[[], Mapping[str, Any]], interval: float, notifier: SystemdNotifier,
-                       stop: asyncio.Event) -> None:
-    """Every ``interval`` seconds: the stats line ``line()`` gives (throughput, stage times, counters);
-    its gist as systemd's STATUS."""
+                       stop: asyncio.Event, *, lines: Callable[[], Sequence[Mapping[str, Any]]] | None = None) -> None:
+    """Every ``interval`` seconds: the stats line ``line()`` gives (throughput, stage times, counters), or
+    the lines ``lines()`` gives after it (one per camera stream); the line's gist as systemd's STATUS."""
     while not stop.is_set():
         await sleep_unless(stop, interval)
         fields = line()
-        _log().info("stats", **fields)
+        for each in lines() if lines is not None else (fields,):
+            _log().info("stats", **each)
         notifier.status(f"{fields['fps']:.1f} fps, {fields.get('boxes_per_frame', 0):.1f} boxes/frame, "
                         f"invoke {fields.get('invoke_ms', 0):.1f} ms")
 

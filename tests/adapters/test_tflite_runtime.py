@@ -123,3 +123,37 @@ def test_more_threads_than_cores_is_said_and_bounded(echo_path: Path) -> None:
     with capture_logs() as logs:
         assert load_runtime(echo_path, ModelSettings(echo_path, engine="cpu", threads=cores)).threads == cores
     assert not [log for log in logs if log["log_level"] == "warning"]
+
+
+def test_resize_batch_runs_several_frames_in_one_invoke(tmp_path: Path) -> None:
+    from tests.helpers.models import conv_model
+
+    path = conv_model(tmp_path / "conv.tflite")
+    runtime = load_runtime(path, ModelSettings(path, engine="cpu", threads=1))
+    frames = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    alone = []
+    for index in range(2):
+        runtime.set_input(frames[index:index + 1])
+        runtime.invoke()
+        alone.append(runtime.output_views()[0].copy())
+    runtime.resize_batch(2)
+    assert runtime.inputs[0].shape == (2, 32, 32, 3) and runtime.outputs[0].shape == (2, 32, 32, 8)
+    runtime.input_view()[...] = frames  # a new view, of the resized input
+    runtime.invoke()
+    together = runtime.output_views()[0]
+    for index in range(2):
+        np.testing.assert_allclose(together[index:index + 1], alone[index], rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_that_cannot_take_a_batch_says_so_and_runs_on(tmp_path: Path) -> None:
+    from edgenode.tools.demo.shapes_model import build_shapes_model
+
+    path = tmp_path / "shapes.tflite"
+    path.write_bytes(build_shapes_model())  # reshapes to fixed shapes of one frame
+    runtime = load_runtime(path, ModelSettings(path, engine="cpu", threads=1))
+    with pytest.raises(ModelError, match="cannot take 2 frames"):
+        runtime.resize_batch(2)
+    assert runtime.inputs[0].shape == (1, 320, 320, 3)
+    runtime.input_view()[...] = 0.5
+    runtime.invoke()
+    assert runtime.output_views()[0].shape == (1, 8, 6400)

@@ -1,7 +1,7 @@
 """A stand-in camera for tests: holds memfd frames, prints ``pid fd size`` per frame, exits when stdin closes.
 
-Run as ``python tests/helpers/frame_producer.py FOURCC WIDTH HEIGHT [COUNT [unsealed]]``; each frame is the
-synthetic test pattern of ``pattern`` encoded in FOURCC. Frames are
+Run as ``python tests/helpers/frame_producer.py FOURCC WIDTH HEIGHT [COUNT [unsealed [SHADE]]]``; each frame
+is the synthetic test pattern of ``pattern`` (its red channel SHADE brighter, up to 255) encoded in FOURCC. Frames are
 memfds sealed against resizing, as the camera simulator's (``unsealed``: plain memfds, which the
 producer could truncate; sending ``truncate`` on stdin then shrinks them all to zero).
 """
@@ -25,18 +25,19 @@ from edgenode.messages import Header
 REPO = Path(__file__).resolve().parents[2]
 
 
-def pattern(width: int, height: int) -> np.ndarray:
+def pattern(width: int, height: int, shade: int = 0) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
-    return np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) % 256], -1).astype(np.uint8)
+    red = np.minimum(x * 255 // max(width - 1, 1) + shade, 255)
+    return np.stack([red, y * 255 // max(height - 1, 1), (x + y) % 256], -1).astype(np.uint8)
 
 
 class Producer:
     """A child process holding memfd frames (the camera's side)."""
 
     def __init__(self, fourcc: str = "YUYV", width: int = 64, height: int = 48, count: int = 1,
-                 sealed: bool = True) -> None:
+                 sealed: bool = True, *, shade: int = 0) -> None:
         self.process = subprocess.Popen([sys.executable, str(Path(__file__)), fourcc, str(width),
-                                         str(height), str(count), "sealed" if sealed else "unsealed"],
+                                         str(height), str(count), "sealed" if sealed else "unsealed", str(shade)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
         assert self.process.stdout is not None
         self.frames = [tuple(int(v) for v in self.process.stdout.readline().split()) for _ in range(count)]
@@ -71,7 +72,8 @@ def main() -> None:
     width, height = int(sys.argv[2]), int(sys.argv[3])
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     sealed = sys.argv[5:6] != ["unsealed"]
-    data = encode_rgb(pattern(width, height), fmt).reshape(-1)
+    shade = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+    data = encode_rgb(pattern(width, height, shade), fmt).reshape(-1)
     keep = []
     for _ in range(count):
         fd = os.memfd_create("frame", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)

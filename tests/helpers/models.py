@@ -39,3 +39,21 @@ def slow_model(path: Path) -> Path:
     builder.add_metadata("TFLITE_METADATA", model_metadata("slow-model"))
     path.write_bytes(builder.build())
     return path
+
+
+def conv_model(path: Path) -> Path:
+    """A fully convolutional model, [1, 32, 32, 3] float to [1, 32, 32, 8]: its input can be resized to any batch."""
+    from edgenode.tools.tflite_builder import ModelBuilder, options
+
+    builder = ModelBuilder()
+    rng = np.random.default_rng(1)
+    image = builder.add_tensor("image", [1, 32, 32, 3], np.float32)
+    weights = builder.add_tensor("w", [8, 3, 3, 3], np.float32,
+                                 data=rng.normal(0, 0.5, (8, 3, 3, 3)).astype(np.float32))
+    bias = builder.add_tensor("b", [8], np.float32, data=np.zeros(8, np.float32))
+    out = builder.add_tensor("features", [1, 32, 32, 8], np.float32)
+    builder.add_operator("CONV_2D", [image, weights, bias], [out],
+                         options("Conv2DOptions", padding="SAME", stride_w=1, stride_h=1))
+    builder.set_io([image], [out])
+    path.write_bytes(builder.build())
+    return path

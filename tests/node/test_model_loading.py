@@ -138,3 +138,60 @@ def test_mask_classes_beyond_the_semantic_mask_are_warned_naming_the_flag(tmp_pa
     with capture_logs() as logs:
         load_model(ModelSettings(segmenter(tmp_path), engine="cpu", threads=1), DecodeSettings(), mask_classes=(2, 0))
     assert warnings_of(logs) == []
+
+
+def test_a_model_of_two_frames_is_decoded_a_frame_at_a_time(tmp_path: Path) -> None:
+    from edgenode.tools.demo.shapes_model import build_shapes_model
+
+    path = tmp_path / "shapes2.tflite"
+    path.write_bytes(build_shapes_model(batch=2))
+    model = load_model(ModelSettings(path, engine="cpu", threads=1), DecodeSettings(), streams=2)
+    assert model.runtime.inputs[0].shape == (2, 320, 320, 3)
+    image = np.full((2, 320, 320, 3), 0.4, np.float32)
+    image[1, 40:100, 30:120] = (0.86, 0.16, 0.16)  # a red rectangle in the second frame only
+    model.runtime.set_input(image)
+    model.runtime.invoke()
+    outputs = model.runtime.output_views()
+    first = model.decoder.decode([output[0:1] for output in outputs])
+    second = model.decoder.decode([output[1:2] for output in outputs])
+    assert len(first) == 0 and len(second) == 1
+    np.testing.assert_allclose(second.boxes[0], np.array([30, 40, 120, 100]) / 320, atol=0.01)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(1, "no line"), (2, "batch: 2 frames an invoke (--batch 2)"),
+                                                   (0, "batch auto: 1 frame")])
+def test_batch_choice_for_a_resizable_model(tmp_path: Path, setting: int, expected: str) -> None:
+    from structlog.testing import capture_logs
+
+    from edgenode.adapters.tflite import load_runtime
+    from edgenode.node.model_loading import choose_batch
+    from tests.helpers.models import conv_model
+
+    path = conv_model(tmp_path / "conv.tflite")
+    runtime = load_runtime(path, ModelSettings(path, engine="cpu", threads=1))
+    with capture_logs() as logs:
+        frames = choose_batch(runtime, setting, streams=3)
+    lines = [log["event"] for log in logs if log["event"].startswith("batch")]
+    if setting == 1:
+        assert frames == 1 and not lines
+    elif setting == 2:
+        assert frames == 2 and lines == [expected] and runtime.inputs[0].shape[0] == 2
+    else:
+        assert len(lines) == 1 and lines[0].startswith(expected) and lines[0].endswith(" an invoke")
+        assert frames in (1, 3) and runtime.inputs[0].shape[0] == frames  # what the measurement said, applied
+
+
+def test_one_stream_or_a_fixed_model_takes_one_frame(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from edgenode.adapters.tflite import load_runtime
+    from edgenode.node.model_loading import choose_batch
+    from edgenode.tools.demo.shapes_model import build_shapes_model
+
+    path = tmp_path / "shapes.tflite"
+    path.write_bytes(build_shapes_model())
+    runtime = load_runtime(path, ModelSettings(path, engine="cpu", threads=1))
+    assert choose_batch(runtime, 0, streams=1) == 1
+    with capture_logs() as logs:
+        assert choose_batch(runtime, 0, streams=2) == 1
+    assert logs[0]["event"].startswith("batch: 1 frame an invoke (the model's input cannot take 2")
