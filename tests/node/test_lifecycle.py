@@ -4,81 +4,24 @@ through every stage, the stats line, a clean stop; no Zenoh, no TFLite (a fake m
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 import edgenode.messages as m
 from edgenode.adapters.systemd import SystemdNotifier
 from edgenode.config import LogSettings, ModelSettings, NodeConfig, PreprocessSettings, VisualSettings
 from edgenode.core.outbound import LOADING_MODEL_NAME
-from edgenode.core.pixels import fourcc_code
-from edgenode.node.compose import NodeParts
 from edgenode.node.lifecycle import Node
-from edgenode.node.model_loading import LoadedModel
 from tests.helpers.bus import MemoryBus
 from tests.helpers.fake_model import detections, fake_model
 from tests.helpers.frame_producer import Producer
-from tests.helpers.timing import scaled
+from tests.helpers.memory_node import CAMERA, MemoryParts, feed, until
 
-CAMERA, DETECT, INFO = "rt/camera/dma", "rt/model/boxes2d", "rt/model/info"
+DETECT, INFO = "rt/model/boxes2d", "rt/model/info"
 CAMERA_INFO, VISUAL = "rt/camera/info", "rt/model/visualization"
-DMA_BUFFER = "application/cdr;edgefirst_msgs/msg/DmaBuffer"
-
-
-class MemoryParts(NodeParts):
-    """The node's parts on ``bus``, with a fake model handed over once ``release`` is set."""
-
-    def __init__(self, config: NodeConfig, bus: MemoryBus, model: LoadedModel, release: threading.Event) -> None:
-        super().__init__(config)
-        self.bus, self.model, self.release = bus, model, release
-
-    def open_bus(self, stopping: Callable[[], bool], waiting: Callable[[str], None]) -> MemoryBus:
-        return self.bus
-
-    def load_model(self) -> LoadedModel:
-        assert self.release.wait(scaled(30)), "the test never released the model"
-        return self.model
-
-
-@pytest.fixture
-def camera() -> Iterator[Producer]:
-    producer = Producer(count=3)
-    yield producer
-    producer.stop()
-
-
-@pytest.fixture(autouse=True)
-def _signals() -> Iterator[None]:
-    yield
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-async def until(condition: Callable[[], object], what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + scaled(seconds)
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {scaled(seconds):g} s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def feed(bus: MemoryBus, camera: Producer) -> None:
-    """The camera: a DmaBuffer every 10 ms, cycling through the producer's buffers."""
-    for index in range(1_000_000):
-        pid, fd, size = camera.frames[index % len(camera.frames)]
-        stamp = m.Time.from_nanos(time.time_ns())
-        message = m.DmaBuffer(m.Header(stamp, "camera"), pid, fd, 64, 48, 128, fourcc_code("YUYV"), size)
-        bus.deliver(CAMERA, m.encode(message), DMA_BUFFER)
-        await asyncio.sleep(0.01)
-
-
 def huge_info() -> m.CameraInfo:
     """A valid CameraInfo of 80 KB: its distortion vector holds 10,000 doubles."""
     return m.CameraInfo(m.Header(m.Time(1, 0), "camera"), height=1080, width=1920, d=[0.0] * 10_000)

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from edgenode.adapters.systemd import SystemdNotifier
@@ -21,21 +18,7 @@ from edgenode.node.lifecycle import Node
 from tests.helpers.bus import MemoryBus
 from tests.helpers.fake_model import detections, fake_model
 from tests.helpers.frame_producer import Producer
-from tests.node.test_lifecycle import CAMERA, MemoryParts, feed, until
-
-
-@pytest.fixture
-def camera() -> Iterator[Producer]:
-    producer = Producer(count=3)
-    yield producer
-    producer.stop()
-
-
-@pytest.fixture(autouse=True)
-def _signals() -> Iterator[None]:
-    yield
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+from tests.helpers.memory_node import CAMERA, MemoryParts, feed, until
 
 
 def status(bus: MemoryBus) -> dict[str, Any]:

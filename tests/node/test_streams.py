@@ -5,7 +5,6 @@ batch 2 serves two streams an invoke. No TFLite: a runtime whose output is each 
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -35,7 +34,7 @@ from edgenode.node.lifecycle import Node
 from edgenode.node.model_loading import LoadedModel
 from tests.helpers.bus import MemoryBus
 from tests.helpers.frame_producer import Producer
-from tests.node.test_lifecycle import DMA_BUFFER, MemoryParts, until
+from tests.helpers.memory_node import DMA_BUFFER, MemoryParts, until
 
 SHADES = (0, 60, 120, 180)
 
@@ -86,13 +85,6 @@ def mean_model(batch: int = 1) -> LoadedModel:
     description = ModelDescription("mean-model", "TFLite", "Detection", tuple(runtime.inputs),
                                    tuple(runtime.outputs), ("thing",))
     return LoadedModel(runtime, MeanDecoder(), description)  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def _signals() -> Iterator[None]:
-    yield
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
