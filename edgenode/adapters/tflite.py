@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,11 +78,13 @@ def tensor_spec(detail: Mapping[str, Any]) -> TensorSpec:
 class TFLiteRuntime:
     """A loaded model: its input/output specs, the input to write, ``invoke`` and the outputs."""
 
-    def __init__(self, interpreter: Any, runtime: str, delegate: str | None, threads: int = 0) -> None:
+    def __init__(self, interpreter: Any, runtime: str, delegate: str | None, threads: int = 0,
+                 spare: Callable[[], Any] | None = None) -> None:
         self._interpreter = interpreter
         self.runtime = runtime
         self.delegate = delegate
         self.threads = threads  # the interpreter's CPU threads (XNNPACK and CPU ops)
+        self._spare = spare  # a new CPU interpreter of the same model, to try a resize on first
         self._views()
         # The public invoke() refuses to run while numpy views of tensors exist (it cannot know
         # whether the arena will move). The arena only moves in allocate_tensors(), which this
@@ -105,11 +107,23 @@ class TFLiteRuntime:
         stays as it was. Earlier :meth:`input_view` arrays are invalid afterwards: take new ones."""
         spec = self.inputs[0]
         interpreter = self._interpreter
+        shape = [batch, *spec.shape[1:]]
+        if self._spare is not None and list(spec.shape) != shape:
+            # Tried on a spare interpreter first: after a failed allocate_tensors, tflite-runtime 2.14's
+            # interpreter crashes (SIGSEGV) on the next one, so the one that serves must never fail it.
+            spare = self._spare()
+            try:
+                spare.resize_tensor_input(spec.index, shape)
+                spare.allocate_tensors()
+            except (RuntimeError, ValueError) as exc:
+                raise ModelError(f"the model's input cannot take {batch} frames: {_one_line(exc)}") from None
+            finally:
+                del spare
         # allocate_tensors refuses while anything holds the interpreter's wrapper (a numpy view of the arena,
         # which moves, or our bound Invoke)
         self._input_views, self._invoke = [], None
         try:
-            interpreter.resize_tensor_input(spec.index, [batch, *spec.shape[1:]])
+            interpreter.resize_tensor_input(spec.index, shape)
             interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             interpreter.resize_tensor_input(spec.index, list(spec.shape))
@@ -177,7 +191,7 @@ def _load(runtime: Runtime, path: Path, plans: Sequence[DelegatePlan], threads: 
     interpreter = _interpreter(runtime, path, threads, [])
     _warm_up(interpreter)
     _log().info(f"model {path.name} on the CPU (XNNPACK, {threads} threads, {runtime.name})")
-    return TFLiteRuntime(interpreter, runtime.name, None, threads)
+    return TFLiteRuntime(interpreter, runtime.name, None, threads, spare=_spare(runtime, path))
 
 
 def _interpreter(runtime: Runtime, path: Path, threads: int, delegates: list[Any]) -> Any:
@@ -197,6 +211,11 @@ def _interpreter(runtime: Runtime, path: Path, threads: int, delegates: list[Any
             raise
         raise ModelFileError(f"--model {path}: TFLite cannot prepare it ({str(exc).splitlines()[0]})") from None
     return interpreter
+
+
+def _spare(runtime: Runtime, path: Path) -> Callable[[], Any]:
+    """A maker of new CPU interpreters of the model at ``path`` (one thread, tensors not allocated)."""
+    return lambda: runtime.interpreter(model_path=str(path), num_threads=1)
 
 
 def _warm_up(interpreter: Any) -> None:
@@ -229,7 +248,7 @@ def _with_delegate(runtime: Runtime, path: Path, plan: DelegatePlan, threads: in
         _log().warning(f"delegate {plan.name} ({plan.library}) cannot run this model: {_one_line(exc)}; {fallback}")
         return None
     _log().info(f"model {path.name} on delegate {plan.name} ({plan.library}, {runtime.name})")
-    return TFLiteRuntime(interpreter, runtime.name, plan.name, threads)
+    return TFLiteRuntime(interpreter, runtime.name, plan.name, threads, spare=_spare(runtime, path))
 
 
 def external_delegate_problem(library: Path) -> str:
