@@ -58,13 +58,20 @@ def choose_batch(runtime: TFLiteRuntime, setting: int, streams: int) -> int:
     """Frames of different streams per invoke, the runtime's input resized to it (``setting``: ``--batch``,
     0 = auto). A model whose input takes several frames takes them; with one stream, or ``--batch 1``, one.
     Otherwise the input is resized to as many frames as there are streams (at most ``setting``), and with auto
-    kept so only when one invoke of them measured clearly faster per frame than single invokes (one line)."""
+    kept so only when one invoke of them measured clearly faster per frame than single invokes (one line);
+    auto resizes nothing on a delegate."""
     spec = runtime.inputs[0]
     native = spec.shape[0] if spec.shape else 1
     if native > 1:
         _log().info(f"batch: the model takes {native} frames an invoke")
         return native
     if streams < 2 or setting == 1:
+        return 1
+    if not setting and runtime.delegate is not None:
+        # A delegate compiles a graph per input shape (minutes on an NPU) and may refuse one: auto resizes
+        # only on the CPU (XNNPACK); a model exported with a batch, or --batch N, batches on a delegate.
+        _log().info(f"batch: 1 frame an invoke (auto resizes no model on the {runtime.delegate} delegate: "
+                    "export it with a batch, or ask with --batch)")
         return 1
     frames = min(setting or streams, streams)
     try:

@@ -181,6 +181,24 @@ def test_batch_choice_for_a_resizable_model(tmp_path: Path, setting: int, expect
         assert frames in (1, 3) and runtime.inputs[0].shape[0] == frames  # what the measurement said, applied
 
 
+def test_auto_resizes_no_model_on_a_delegate(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from edgenode.adapters.tflite import load_runtime
+    from edgenode.node.model_loading import choose_batch
+    from tests.helpers.models import conv_model
+
+    path = conv_model(tmp_path / "conv.tflite")
+    runtime = load_runtime(path, ModelSettings(path, engine="cpu", threads=1))
+    runtime.delegate = "npu"  # as loaded on a delegate: a resize would compile a new graph there
+    with capture_logs() as logs:
+        assert choose_batch(runtime, 0, streams=2) == 1
+    assert runtime.inputs[0].shape[0] == 1
+    assert [log["event"] for log in logs] == ["batch: 1 frame an invoke (auto resizes no model on the npu delegate: "
+                                              "export it with a batch, or ask with --batch)"]
+    assert choose_batch(runtime, 2, streams=2) == 2  # asked for: resized
+
+
 def test_one_stream_or_a_fixed_model_takes_one_frame(tmp_path: Path) -> None:
     from structlog.testing import capture_logs
 
