@@ -91,3 +91,20 @@ def test_the_newest_error_is_remembered_for_the_status() -> None:
     error = last_error()
     assert error is not None and (error["logger"], error["message"]) == ("edgenode.node", "model invoke failed")
     assert error["at"] > 0
+
+
+def test_each_log_line_is_one_write_with_its_newline() -> None:
+    """A native library writing to the same stderr (foxglove-sdk's Rust logger) cannot land inside a JSON line."""
+    class Writes(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.calls.append(text)
+            return super().write(text)
+
+    stream = Writes()
+    configure_logging("info", "json", stream=stream)
+    get_logger("edgenode.test").info("stopping")
+    assert len(stream.calls) == 1 and stream.calls[0].endswith("}\n") and '"event": "stopping"' in stream.calls[0]
