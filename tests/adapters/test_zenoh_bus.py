@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,8 @@ import pytest
 import edgenode.messages as m
 from edgenode.adapters.zenoh_bus import LatestSlot, ZenohBus, ZenohConfigError, ZenohUnreachable, build_zenoh_config
 from edgenode.config import ZenohSettings
+from tests.helpers.processes import free_port
 from tests.helpers.timing import scaled, wait_until_async
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def isolated(port: int, **kwargs: object) -> ZenohSettings:

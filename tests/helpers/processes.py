@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,10 +24,36 @@ from tests.helpers.timing import scaled, wait_until
 PYTHON = sys.executable
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, below the kernel's ephemeral range and never given before in this process.
+
+    Not ``bind(0)``: that port comes from the ephemeral range, which outgoing connections draw from too, so a
+    process connecting before the one meant to listen there has started could take it as its local port
+    (CI saw "Address already in use" that way)."""
+    floor = _ephemeral_floor()
+    first = max(1024, floor - 12000)
+    for _ in range(1000):
+        port = random.randrange(first, floor)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {first}..{floor - 1}")
 
 
 def endpoint(port: int) -> str:
