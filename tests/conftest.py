@@ -39,6 +39,11 @@ def on_device() -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The native kernels as the sources here say (an edited kernel, a fresh copy of the tree): built when
+    # missing or stale, so no test runs a library built from other sources.
+    from edgenode.kernels.build import ensure
+
+    ensure()
     if SCALE != 1:  # a slow machine: no per-example deadline for property tests (they check results, not speed)
         from hypothesis import HealthCheck, settings
 

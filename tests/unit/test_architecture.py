@@ -2,6 +2,7 @@
 layer may (standard library modules included), so a new dependency across layers fails here.
 
 - ``core`` and ``messages``: pure logic, no I/O, nothing of the daemon's config;
+- ``kernels``: the native kernels core calls (C through ctypes), and their build;
 - ``adapters``: one per outside system, each importing the outside library it adapts (``ADAPTS``);
 - ``node``: the daemon's orchestration: adapters, core, messages, config; its I/O goes through adapters;
 - the process shell (``cli``, ``app``, ``config``, ``logs``, ``resources``);
@@ -35,13 +36,17 @@ STDLIB = PURE_STDLIB | SYSTEM_STDLIB
 ORCHESTRATION_STDLIB = {*PURE_STDLIB, "asyncio", "concurrent", "os", "signal", "threading", "time"}  # I/O: adapters
 EVERYTHING = {"*"}
 
-CORE = {"edgenode.core", "edgenode.messages", *PURE_STDLIB, "numpy", "cv2", "lap", "yaml", "zstandard"}
+CORE = {"edgenode.core", "edgenode.messages", "edgenode.kernels", *PURE_STDLIB, "numpy", "cv2", "lap", "yaml",
+        "zstandard"}
 SHELL = {"edgenode.config", "edgenode.logs"}
 
 # layer (a package under edgenode/, or a top-level module): what its modules may import
 LAYERS: dict[str, set[str]] = {
     "core": CORE,
     "messages": {"edgenode.messages", *PURE_STDLIB, "numpy", "pycdr2"},
+    # loading the library (ctypes) and building it (a compiler in a subprocess, by hand or from the build hook)
+    "kernels": {"edgenode.kernels", *PURE_STDLIB, "ctypes", "hashlib", "os", "shlex", "subprocess", "tempfile",
+                "numpy"},
     "adapters": {"edgenode.adapters", "edgenode.core", "edgenode.messages", "edgenode.resources", *SHELL, *STDLIB,
                  "numpy", "yaml"},
     "node": {"edgenode.node", "edgenode.adapters", "edgenode.core", "edgenode.messages", *SHELL, *ORCHESTRATION_STDLIB,
