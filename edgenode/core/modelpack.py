@@ -22,47 +22,58 @@ from edgenode.core.decoding import (
     empty,
     make_detections,
     normalise_boxes,
+    normalise_mode,
+    plan_input,
+    raw_bound,
     raw_threshold,
     xywh_to_xyxy,
 )
 from edgenode.core.detections import Detections
 from edgenode.core.masks import semantic_mask
 from edgenode.core.model_layout import MODELPACK_SEG, Binding, Layout
-from edgenode.core.nms import nms, top_candidates
+from edgenode.core.nms import nms
+from edgenode.kernels.decode import BOXES_XYXY, DecodePlan, address
 
 
 class ModelPackDecoder:
-    """Decoded ``boxes`` ``[1,N,1,4]`` (x1, y1, x2, y2) + ``scores`` ``[1,N,C]``, and/or a semantic map."""
+    """Decoded ``boxes`` ``[1,N,1,4]`` (x1, y1, x2, y2) + ``scores`` ``[1,N,C]``, and/or a semantic map.
+
+    The detection part is one native call per frame (edgenode/kernels/decode.c), as for YOLO heads."""
 
     def __init__(self, layout: Layout, params: DecodeParams) -> None:
         self.layout, self.params = layout, params
         self._segmentation = layout.get("segmentation") if layout.has("segmentation") else None
-        self._detecting = layout.kind != MODELPACK_SEG
-        if self._detecting:
-            self._boxes, self._scores = layout.get("boxes"), layout.get("scores")
-            self._class_ids = class_rows(layout.num_classes, params.classes)
-            self._threshold = raw_threshold(self._scores, params.threshold)
+        self._plan: DecodePlan | None = None
+        if layout.kind == MODELPACK_SEG:
+            return
+        boxes, scores = layout.get("boxes"), layout.get("scores")
+        self._boxes_in, self._scores_in = plan_input(boxes), plan_input(scores)
+        wanted = class_rows(layout.num_classes, params.classes)
+        classes = np.arange(layout.num_classes) if wanted is None else wanted
+        threshold = raw_bound(scores, params.threshold)
+        if threshold is None or not classes.size:
+            return
+        (anchor_stride, class_stride), (box_anchor_stride, box_stride) = self._scores_in.strides, self._boxes_in.strides
+        normalise, size = normalise_mode(layout)
+        self._plan = DecodePlan(
+            score=self._scores_in.source, row_offsets=classes * class_stride, class_ids=classes,
+            anchors=scores.shape[0], anchor_stride=anchor_stride, threshold=threshold, box=self._boxes_in.source,
+            box_format=BOXES_XYXY, box_offsets=(0, box_stride, 2 * box_stride, 3 * box_stride),
+            box_anchor_stride=box_anchor_stride, iou=params.iou, class_aware=params.class_aware,
+            max_boxes=params.max_boxes, cap=params.candidate_cap, normalise=normalise, size=size,
+            score_elements=self._scores_in.elements, box_elements=self._boxes_in.elements)
 
     def decode(self, outputs: Sequence[np.ndarray]) -> Detections:
         semantic = None if self._segmentation is None else semantic_mask(self._segmentation.view(outputs))
-        if not self._detecting or self._threshold is None:
+        plan = self._plan
+        if plan is None:
             return empty(semantic=semantic)
-        scores_view = self._scores.view(outputs)
-        block = scores_view if self._class_ids is None else scores_view[:, self._class_ids]
-        if not block.shape[1]:
+        scores, boxes = self._scores_in.array(outputs), self._boxes_in.array(outputs)  # alive across the call
+        count = plan.decode(address(scores), address(boxes))
+        if not count:
             return empty(semantic=semantic)
-        best = block.max(axis=1)
-        candidates = np.flatnonzero(best >= self._threshold)
-        if not candidates.size:
-            return empty(semantic=semantic)
-        candidates = top_candidates(candidates, best[candidates], self.params.candidate_cap)
-        local = block[candidates].argmax(axis=1)
-        classes = local if self._class_ids is None else self._class_ids[local]
-        boxes = self._boxes.dequantize(self._boxes.view(outputs)[candidates])
-        raw = best[candidates]
-        keep = nms(boxes, raw, self.params.iou, self.params.max_boxes, classes if self.params.class_aware else None)
-        return make_detections(normalise_boxes(boxes[keep], self.layout), self._scores.dequantize(raw[keep]),
-                               classes[keep], None, semantic)
+        return Detections(plan.boxes[:count].copy(), plan.scores[:count].copy(), plan.classes[:count].copy(), None,
+                          semantic)
 
 
 class AnchorGridDecoder:
@@ -92,10 +103,8 @@ class AnchorGridDecoder:
         boxes = np.concatenate([f[0] for f in found])
         scores = np.concatenate([f[1] for f in found])
         classes = np.concatenate([f[2] for f in found])
-        chosen = top_candidates(np.arange(scores.size), scores, self.params.candidate_cap)
-        boxes, scores, classes = boxes[chosen], scores[chosen], classes[chosen]
         keep = nms(boxes, scores, self.params.iou, self.params.max_boxes,
-                   classes if self.params.class_aware else None)
+                   classes if self.params.class_aware else None, cap=self.params.candidate_cap)
         return make_detections(normalise_boxes(boxes[keep], self.layout), scores[keep], classes[keep], None,
                                semantic)
 

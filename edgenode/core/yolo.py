@@ -1,10 +1,12 @@
 """Ultralytics YOLO decoders: raw heads (v5, v8, 11; combined or split, raw DFL) and end-to-end (26).
 
 Raw heads are ``(4 + classes [+ mask coefficients], N)``: box centre/size then per-class scores
-(YOLOv5 adds an objectness row after the box, and scores are ``objectness x class``). The decode
-takes the best class score per box with one vectorised max, keeps boxes reaching the threshold
-(compared in the output's quantised domain), caps the candidates, and only then dequantises,
-finds classes, converts boxes and runs NMS. End-to-end outputs already are final boxes
+(YOLOv5 adds an objectness row after the box, and scores are ``objectness x class``). One native call
+per frame (edgenode/kernels/decode.c) takes the best class score of every box, keeps the boxes reaching
+the threshold (compared in the output's quantised domain), caps the candidates, orders them for NMS,
+dequantises and converts only their boxes, runs the greedy NMS and writes the kept boxes, scores and
+classes; raw DFL boxes (a softmax per side) and instance masks are computed in numpy for the
+candidates and kept boxes only. End-to-end outputs already are final boxes
 ``x1, y1, x2, y2, score, class [, coefficients]``: they are only thresholded.
 """
 
@@ -16,12 +18,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgenode.core.decoding import (
-    XYWH_TO_XYXY,
     DecodeParams,
     class_rows,
     empty,
     make_detections,
     normalise_boxes,
+    normalise_mode,
+    plan_input,
+    raw_bound,
     raw_threshold,
 )
 from edgenode.core.detections import Detections
@@ -37,7 +41,7 @@ from edgenode.core.model_layout import (
     Layout,
     dfl_strides,
 )
-from edgenode.core.nms import descending, nms_sorted, top_candidates
+from edgenode.kernels.decode import BOXES_GIVEN, BOXES_XYWH, DecodePlan, address
 
 
 class YoloDecoder:
@@ -49,14 +53,8 @@ class YoloDecoder:
         self._boxes = layout.get("boxes") if split else layout.get("detection")
         self._scores = layout.get("scores") if split else self._boxes
         objectness = 0 if split or layout.version != "yolov5" else 1
-        self._objectness_row = 4 if objectness else None
         first = 0 if split else 4 + objectness
         wanted = class_rows(layout.num_classes, params.classes)
-        self._class_ids = wanted
-        self._rows: slice | NDArray[np.intp] = (slice(first, first + layout.num_classes) if wanted is None
-                                                else wanted + first)
-        self._threshold = raw_threshold(self._scores, params.threshold)
-        self._objectness_threshold = raw_threshold(self._boxes, params.threshold) if objectness else None
         self._coefficients: Binding | None = None
         self._coefficient_rows = slice(0)
         self._protos = layout.get("protos") if layout.kind in (YOLO_SEGDET, YOLO_SPLIT_SEGDET) else None
@@ -72,105 +70,58 @@ class YoloDecoder:
         coordinates = self._boxes.shape[0]
         if split and coordinates != 4:
             self._dfl = _dfl_grid(layout, coordinates // 4, self._boxes.size("num_boxes"))
+        self._scores_in = plan_input(self._scores)
+        self._boxes_in = self._scores_in if self._boxes is self._scores else plan_input(self._boxes)
+        self._plan = self._make_plan(layout, params, wanted, first, objectness)
+
+    def _make_plan(self, layout: Layout, params: DecodeParams, wanted: NDArray[np.intp] | None, first: int,
+                   objectness: int) -> DecodePlan | None:
+        """The native plan, or None when nothing can ever be found (no score reaches the threshold, or no
+        wanted class is a class of the model)."""
+        threshold = raw_bound(self._scores, params.threshold)
+        objectness_threshold = raw_bound(self._boxes, params.threshold) if objectness else 0.0
+        if threshold is None or objectness_threshold is None or (wanted is not None and not wanted.size):
+            return None
+        classes = np.arange(layout.num_classes) if wanted is None else wanted
+        (row_stride, anchor_stride), (box_stride, box_anchor_stride) = self._scores_in.strides, self._boxes_in.strides
+        normalise, size = normalise_mode(layout)
+        return DecodePlan(
+            score=self._scores_in.source, row_offsets=(classes + first) * row_stride, class_ids=classes,
+            anchors=self._scores.shape[1], anchor_stride=anchor_stride, threshold=threshold,
+            box=self._boxes_in.source, box_format=BOXES_XYWH if self._dfl is None else BOXES_GIVEN,
+            box_offsets=(0, box_stride, 2 * box_stride, 3 * box_stride), box_anchor_stride=box_anchor_stride,
+            iou=params.iou, class_aware=params.class_aware, max_boxes=params.max_boxes, cap=params.candidate_cap,
+            normalise=normalise, size=size, score_elements=self._scores_in.elements,
+            box_elements=self._boxes_in.elements, objectness_offset=4 * box_stride if objectness else -1,
+            objectness_threshold=objectness_threshold, real_threshold=float(np.float32(params.threshold)))
 
     def decode(self, outputs: Sequence[np.ndarray]) -> Detections:
-        params = self.params
-        segmenting = self._protos is not None
-        if self._threshold is None or (self._class_ids is not None and not self._class_ids.size):
-            return empty(segmenting)
-        scores_view = self._scores.view(outputs)
-        block = scores_view[self._rows]
-        boxes_view = scores_view if self._boxes is self._scores else self._boxes.view(outputs)
-        local: NDArray[np.intp] | None = None
-        scores: NDArray[np.float32] | None = None
-        if self._objectness_row is not None:
-            found = self._objectness_candidates(outputs, block)
-            if found is None:
-                return empty(segmenting)
-            candidates, raw_scores, scores, local = found
-        else:
-            rows = block.shape[0]
-            best = block[0] if rows == 1 else np.maximum(block[0], block[1]) if rows == 2 else block.max(axis=0)
-            candidates = (best >= self._threshold).nonzero()[0]
-            if not candidates.size:
-                return empty(segmenting)
-            raw_scores = best.take(candidates)
-            if candidates.size > params.candidate_cap:
-                candidates = top_candidates(candidates, raw_scores, params.candidate_cap)
-                raw_scores = best.take(candidates)
-            if params.class_aware:
-                local = _best_class(block, candidates)
-        # Candidates in NMS order from here on (descending score, ties in anchor order): the
-        # greedy pass then reads them in place, and its positions index every candidate array.
-        order = descending(raw_scores)
-        candidates, raw_scores = candidates.take(order), raw_scores.take(order)
-        if scores is not None:
-            scores = scores.take(order)
-        if local is not None:
-            local = local.take(order)
-        nms_classes = None
-        if params.class_aware and local is not None:
-            nms_classes = local if self._class_ids is None else self._class_ids[local]
+        plan = self._plan
+        if plan is None:
+            return empty(self._protos is not None)
+        scores = self._scores_in.array(outputs)  # the arrays the plan reads, alive across its calls
         if self._dfl is None:
-            # Corner rows, then signed rows x1, y1, -x2, -y2 for the NMS, in one product.
-            corners = _XYWH_TO_CORNERS_AND_SIGNED.dot(self._boxes.dequantize(boxes_view[:4].take(candidates, axis=1)))
-            keep = nms_sorted(corners[4:], params.iou, params.max_boxes, nms_classes)
-            boxes = corners[:4].T[keep]
+            at = address(scores)
+            if self._boxes_in is self._scores_in:
+                count = plan.decode(at, at)
+            else:
+                boxes = self._boxes_in.array(outputs)
+                count = plan.decode(at, address(boxes))
         else:
-            boxes = _dfl_boxes(self._boxes.dequantize(boxes_view[:, candidates]), self._dfl, candidates)
-            keep = nms_sorted(_signed(boxes), params.iou, params.max_boxes, nms_classes)
-            boxes = boxes[keep]
-        boxes = normalise_boxes(boxes, self.layout)
-        # Classes and real scores are only needed for the kept boxes (unless already known).
-        kept_local = _best_class(block, candidates.take(keep)) if local is None else local.take(keep)
-        kept_classes = kept_local if self._class_ids is None else self._class_ids.take(kept_local)
-        kept_scores = self._scores.dequantize(raw_scores.take(keep)) if scores is None else scores.take(keep)
+            candidates = plan.candidates[:plan.candidate_anchors(address(scores))]
+            corners = _dfl_boxes(self._boxes.dequantize(self._boxes.view(outputs)[:, candidates]), self._dfl,
+                                 candidates)
+            count = plan.decode_given(corners)
+        if not count:
+            return empty(self._protos is not None)
+        boxes_found = plan.boxes[:count].copy()  # copies: the plan's buffers are the next frame's
         masks = None
         if self._protos is not None and self._coefficients is not None:
-            coefficients = self._coefficients.view(outputs)[self._coefficient_rows][:, candidates[keep]]
+            coefficients = self._coefficients.view(outputs)[self._coefficient_rows][:, plan.anchors[:count]]
             real = self._coefficients.dequantize(coefficients).T
-            masks = instance_masks(boxes, real, self._protos.view(outputs), self._protos.scale,
+            masks = instance_masks(boxes_found, real, self._protos.view(outputs), self._protos.scale,
                                    self._protos.zero_point)
-        return make_detections(boxes, kept_scores, kept_classes, masks)
-
-    def _objectness_candidates(self, outputs: Sequence[np.ndarray], block: np.ndarray
-                               ) -> tuple[NDArray[np.intp], np.ndarray, NDArray[np.float32], NDArray[np.intp]] | None:
-        """YOLOv5: score = objectness x class; objectness alone must reach the threshold first."""
-        objectness = self._boxes.view(outputs)[self._objectness_row]
-        if self._objectness_threshold is None:
-            return None
-        candidates = np.flatnonzero(objectness >= self._objectness_threshold)
-        if not candidates.size:
-            return None
-        real = self._scores.dequantize(block[:, candidates]) * self._boxes.dequantize(objectness[candidates])
-        best = real.max(axis=0)
-        passing = best >= np.float32(self.params.threshold)
-        candidates, real, best = candidates[passing], real[:, passing], best[passing]
-        if not candidates.size:
-            return None
-        chosen = top_candidates(np.arange(candidates.size), best, self.params.candidate_cap)
-        candidates, real, best = candidates[chosen], real[:, chosen], best[chosen]
-        return candidates, best, best, real.argmax(axis=0)
-
-
-
-# (4, K) x, y, w, h -> rows x1, y1, x2, y2, then x1, y1, -x2, -y2 (each one rounding, as xywh_to_xyxy).
-_XYWH_TO_CORNERS_AND_SIGNED = np.vstack((XYWH_TO_XYXY, XYWH_TO_XYXY * np.array([[1], [1], [-1], [-1]], np.float32)))
-
-
-def _signed(boxes: NDArray[np.float32]) -> NDArray[np.float32]:
-    """(K, 4) x1, y1, x2, y2 -> (4, K) float32 signed rows x1, y1, -x2, -y2."""
-    signed: NDArray[np.float32] = boxes.T.astype(np.float32)
-    np.negative(signed[2:], out=signed[2:])
-    return signed
-
-
-def _best_class(block: np.ndarray, candidates: NDArray[np.intp]) -> NDArray[np.intp]:
-    """Row of the best class score of each candidate column of ``block`` (the first on ties)."""
-    if block.shape[0] == 1:
-        return np.zeros(candidates.size, np.intp)
-    best: NDArray[np.intp] = block.take(candidates, axis=1).argmax(axis=0)
-    return best
+        return Detections(boxes_found, plan.scores[:count].copy(), plan.classes[:count].copy(), masks)
 
 
 def _dfl_grid(layout: Layout, reg_max: int, boxes: int) -> tuple[NDArray[np.float32], ...]:

@@ -345,3 +345,72 @@ def test_decoder_family_flag_forces_modelpack() -> None:
     scores = np.zeros((1, 10, 2), np.float32)
     boxes[0, 0, 0], scores[0, 0] = [0.1, 0.1, 0.2, 0.2], [0.0, 0.9]
     assert run([Out(boxes), Out(scores)], ssd=True).classes.tolist() == [1]
+
+
+def test_ties_over_the_candidate_cap_keep_the_first_anchors() -> None:
+    head = np.zeros((1, 5, N), np.float32)
+    grid = np.arange(N)
+    head[0, 0], head[0, 1] = (grid % 100) / 100, (grid // 100) / 100   # apart: NMS drops nothing
+    head[0, 2:4] = 0.005
+    head[0, 4] = 0.75
+    found = run([Out(head)], max_boxes=300)
+    assert len(found) == 300                                        # the cap: 300 of 8400 tied candidates
+    np.testing.assert_array_equal(found.boxes[:, 0], (grid[:300] % 100 / 100).astype(np.float32) - np.float32(0.0025))
+    found_int8 = run([Out(quantize(head, 1 / 255, -128), 1 / 255, -128)], max_boxes=300)
+    assert len(found_int8) == 300 and np.all(found_int8.boxes[:-1, 1] <= found_int8.boxes[1:, 1])  # anchor order
+
+
+def test_a_nan_score_makes_no_candidate_and_a_nan_box_suppresses_nothing() -> None:
+    head = yolo_head()
+    head[0, 4, 100] = np.nan                       # the best box of class 2 has a NaN class-0 score: no candidate
+    assert run([Out(head)]).classes.tolist() == [2, 0]   # its duplicate (anchor 101) is kept instead
+    head = yolo_head()
+    head[0, 3, 100] = np.nan                       # NaN height: kept, and suppresses nothing
+    found = run([Out(head)])
+    assert found.classes.tolist() == [2, 2, 0] and np.isnan(found.boxes[0, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int16, np.uint8])
+def test_other_output_types_decode_as_their_values(dtype: type) -> None:
+    head = yolo_head()
+    if dtype is np.float16:
+        expected = run([Out(head.astype(np.float16).astype(np.float32))])
+        found = run([Out(head.astype(np.float16))])
+    else:
+        scale, zero_point = (1 / 16384, 3) if dtype is np.int16 else (1 / 255, 0)
+        quantised = quantize(head, scale, zero_point, dtype)
+        expected = run([Out(quantised.astype(np.float32), scale, zero_point)])
+        found = run([Out(quantised, scale, zero_point)])
+    assert found.classes.tolist() == expected.classes.tolist() == [2, 0]
+    np.testing.assert_array_equal(found.boxes, expected.boxes)
+    np.testing.assert_array_equal(found.scores, expected.scores)
+
+
+def test_read_only_strided_and_wrongly_typed_outputs_decode_alike() -> None:
+    head = yolo_head()
+    expected = run([Out(head)])
+    specs = [TensorSpec("output_0", head.shape, head.dtype, 0.0, 0, 100)]
+    decoder = build_decoder(None, [IMAGE], specs, threshold=0.5, iou=0.45)
+    read_only = head.copy()
+    read_only.flags.writeable = False
+    strided = np.asfortranarray(head)
+    for outputs in ([read_only], [strided], [head.astype(np.float64)]):
+        found = decoder.decode(outputs)
+        np.testing.assert_array_equal(found.boxes, expected.boxes)
+        assert found.classes.tolist() == expected.classes.tolist()
+    with pytest.raises(ValueError, match=r"model output 0 has shape \[1, 7, 4200\]"):
+        decoder.decode([head[:, :, :4200]])
+
+
+def test_results_are_the_callers_not_the_next_frames() -> None:
+    specs = [TensorSpec("output_0", (1, 7, N), np.dtype(np.float32), 0.0, 0, 100)]
+    decoder = build_decoder(None, [IMAGE], specs, threshold=0.5, iou=0.45)
+    first = decoder.decode([yolo_head()])
+    boxes = first.boxes.copy()
+    decoder.decode([np.zeros((1, 7, N), np.float32)])
+    decoder.decode([yolo_head()[:, :, ::-1].copy()])
+    np.testing.assert_array_equal(first.boxes, boxes)
+
+
+def test_raw_dfl_boxes_with_no_candidate() -> None:
+    assert len(run([Out(np.zeros((1, 64, N), np.float32)), Out(np.zeros((1, 2, N), np.float32))])) == 0

@@ -1,4 +1,4 @@
-"""Greedy NMS: known answers, both strategies against a plain reference loop, bounded candidates."""
+"""Greedy NMS (native): known answers, against a plain reference loop, bounded candidates, NaN and ties."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgenode.core import nms as nms_module
-from edgenode.core.nms import nms, top_candidates
+from edgenode.core.nms import nms
 
 
 def reference_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, max_boxes: int,
@@ -71,10 +70,22 @@ def test_equal_scores_keep_input_order_and_quantised_scores_work() -> None:
     assert nms(boxes, np.array([-100, -100, -100], np.int8), 0.5, 10).tolist() == [0, 1]
 
 
-def test_top_candidates_keeps_highest_in_input_order() -> None:
-    indices = np.array([3, 8, 9, 20])
-    assert top_candidates(indices, np.array([0.1, 0.9, 0.5, 0.7]), 2).tolist() == [8, 20]
-    assert top_candidates(indices, np.array([0.1, 0.9, 0.5, 0.7]), 9).tolist() == [3, 8, 9, 20]
+def test_cap_keeps_the_best_boxes_ties_first() -> None:
+    apart = np.array([[i, 0, i + 0.5, 1] for i in range(5)], np.float32)  # no two overlap
+    scores = np.array([0.1, 0.9, 0.5, 0.9, 0.7], np.float32)
+    assert nms(apart, scores, 0.5, 10, cap=2).tolist() == [1, 3]
+    assert nms(apart, scores, 0.5, 10, cap=3).tolist() == [1, 3, 4]
+    assert nms(apart, scores, 0.5, 10, cap=9).tolist() == [1, 3, 4, 2, 0]
+    tied = np.full(5, 0.5, np.float32)
+    assert nms(apart, tied, 0.5, 10, cap=3).tolist() == [0, 1, 2]
+
+
+def test_nan_scores_come_last_and_nan_boxes_never_suppress() -> None:
+    scores = np.array([np.nan, 0.8, 0.9], np.float32)
+    apart = np.array([[0, 0, 1, 1], [2, 2, 3, 3], [4, 4, 5, 5]], np.float32)
+    assert nms(apart, scores, 0.5, 10).tolist() == [2, 1, 0]
+    boxes = np.array([[0, 0, 1, 1], [0, 0, 1, np.nan], [0, 0, 1, 1]], np.float32)
+    assert nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), 0.5, 10).tolist() == [0, 1]
 
 
 boxes_strategy = st.integers(1, 150).flatmap(lambda n: st.tuples(
@@ -97,27 +108,23 @@ def test_matches_the_reference_loop(data: tuple, iou: float, aware: bool, max_bo
     assert nms(boxes, scores, iou, max_boxes, classes).tolist() == expected
 
 
-@pytest.mark.parametrize("block", [1, 7, 64, 1000])
-def test_any_block_size_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+@pytest.mark.parametrize("count", [1, 2, 64, 65, 300, 1000])
+def test_many_boxes_give_the_reference_answer(count: int) -> None:
     rng = np.random.default_rng(7)
-    xy = rng.uniform(0, 0.9, (300, 2)).astype(np.float32)
-    boxes = np.concatenate([xy, xy + rng.uniform(0.02, 0.2, (300, 2)).astype(np.float32)], axis=1)
-    scores = rng.uniform(0.2, 1.0, 300).astype(np.float32)
-    monkeypatch.setattr(nms_module, "BLOCK", block)
-    classes = rng.integers(0, 3, 300)
+    xy = rng.uniform(0, 0.9, (count, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + rng.uniform(0.02, 0.2, (count, 2)).astype(np.float32)], axis=1)
+    scores = rng.uniform(0.2, 1.0, count).astype(np.float32)
+    classes = rng.integers(0, 3, count)
     assert nms(boxes, scores, 0.45, 100).tolist() == reference_nms(boxes, scores, 0.45, 100)
     assert nms(boxes, scores, 0.3, 300, classes).tolist() == reference_nms(boxes, scores, 0.3, 300, classes)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.uint8, np.int16])
-def test_signed_rows_and_every_score_type_give_the_reference_answer(dtype: type) -> None:
+def test_every_score_type_gives_the_reference_answer(dtype: type) -> None:
     rng = np.random.default_rng(3)
     for count in (2, 29, 64, 65, 200):
         xy = rng.uniform(0, 0.9, (count, 2)).astype(np.float32)
         boxes = np.concatenate([xy, xy + rng.uniform(0.0, 0.2, (count, 2)).astype(np.float32)], axis=1)
         scores = rng.integers(0, 120, count).astype(dtype)  # many ties: they keep input order
-        signed = boxes.T.copy()
-        signed[2:] *= -1
         expected = reference_nms(boxes, scores.astype(np.float32), 0.45, 100)
         assert nms(boxes, scores, 0.45, 100).tolist() == expected
-        assert nms_module.nms_signed(signed, scores, 0.45, 100).tolist() == expected
