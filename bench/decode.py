@@ -1,4 +1,4 @@
-"""Decode + NMS of YOLOv8 outputs: edgenode's numpy decoder against EdgeFirst HAL's native one.
+"""Decode + NMS of YOLOv8 outputs: edgenode's decoder (one native call per frame) against EdgeFirst HAL's.
 
 ``python bench/run.py decode [--repeats N] [--models DIR]``. Scenes: synthetic ``[1, 84, 8400]``
 heads with a few planted objects (7 objects x 3 duplicates) or a crowd (250 candidates, 3
