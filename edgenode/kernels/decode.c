@@ -421,11 +421,15 @@ static int64_t greedy(const scratch_t *s, int64_t count, int aware, double iou_b
 
 /* ---- the plan's decode ---- */
 
+static int values_ok(const edgenode_values *v) {
+    return v->type == TYPE_F32 || ((v->type == TYPE_I8 || v->type == TYPE_U8) && v->table);
+}
+
 static int plan_ok(const edgenode_decode_plan *p) {
     return p && p->rows > 0 && p->anchors > 0 && p->anchors <= INT32_MAX && p->cap > 0 && p->max_boxes > 0
            && p->row_offsets && p->class_ids && p->scratch && p->out_boxes && p->out_scores && p->out_classes
            && p->out_anchors && p->candidates
-           && (p->score.type == TYPE_F32 || p->score.table) && (p->box.type == TYPE_F32 || p->box.table)
+           && values_ok(&p->score) && values_ok(&p->box)
            && p->scratch_bytes >= edgenode_decode_scratch_bytes(p->anchors, p->cap);
 }
 

@@ -186,11 +186,13 @@ def _within(name: str, offsets: list[int], anchors: int, stride: int, elements: 
 
 
 def _values(source: Source) -> Values:
-    table = 0 if source.table is None else source.table.ctypes.data
-    if source.type != TYPE_F32 and (source.table is None or source.table.shape != (256,)
-                                    or source.table.dtype != np.float32):
+    table = source.table
+    if source.type not in (TYPE_F32, TYPE_I8, TYPE_U8):
+        raise ValueError(f"decode plan: element type {source.type} is none the kernel reads")
+    if source.type != TYPE_F32 and (table is None or table.shape != (256,) or table.dtype != np.float32
+                                    or not table.flags.c_contiguous):
         raise ValueError("decode plan: 8-bit outputs need their 256-entry float32 table")
-    return Values(source.type, table, source.scale, source.zero)
+    return Values(source.type, 0 if table is None else table.ctypes.data, source.scale, source.zero)
 
 
 def _checked(result: int) -> int:

@@ -56,6 +56,10 @@ def test_plans_are_checked_before_any_call() -> None:
     DecodePlan(**settings)
     with pytest.raises(ValueError, match="256-entry float32 table"):
         DecodePlan(**{**settings, "score": Source(kernel.TYPE_I8)})
+    with pytest.raises(ValueError, match="256-entry float32 table"):
+        DecodePlan(**{**settings, "score": Source(kernel.TYPE_U8, np.zeros(512, np.float32)[::2])})
+    with pytest.raises(ValueError, match="element type 7 is none the kernel reads"):
+        DecodePlan(**{**settings, "box": Source(7)})
     with pytest.raises(ValueError, match="its scores reach past the 49 elements"):
         DecodePlan(**{**settings, "score_elements": 49})
     with pytest.raises(ValueError, match="its boxes reach past the 50 elements"):
