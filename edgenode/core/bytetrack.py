@@ -85,8 +85,8 @@ class ByteTracker:
     below ``high_conf``); ``iou``: least overlap between a track and a box to match them;
     ``update``: how far a match pulls a track (see :class:`KalmanXYAH`); ``lifespan_ns``: how long
     an unmatched track is kept, in camera nanoseconds. ``id_factory`` makes track ids (default
-    uuid4 strings); ``kalman`` replaces the default filter (it must be empty; its own ``update``
-    applies).
+    uuid4 strings); ``kalman`` replaces the default filter (it must be empty; its parameters and its
+    own ``update`` apply; the tracker runs it in its kernel, so it belongs to this tracker alone).
     """
 
     def __init__(
@@ -121,6 +121,7 @@ class ByteTracker:
         self._new_id = id_factory or uuid4_id
         self._kalman = kalman if kalman is not None else KalmanXYAH(update=update)
         self._ids: list[str] = []  # one per track, aligned with the kernel's arrays
+        self._filter_count = self._kalman._size
         self._update = native.functions().track_update
         self._params = np.zeros(native.P_SIZE)
         self._params_for: np.dtype[np.generic] | None = None  # the score type the thresholds are written for
@@ -128,7 +129,7 @@ class ByteTracker:
         # the lifespan and the ablation flags.
         self._context = np.zeros(native.C_SIZE, np.int64)
         context = self._context
-        context[native.C_TRACKS_PTR] = self._kalman._size.ctypes.data
+        context[native.C_FILTER_PTR] = self._kalman._header.ctypes.data
         context[native.C_LIFESPAN_NS] = lifespan_ns
         context[native.C_FLAGS] = self._flags
         context[native.C_KALMAN_PTR] = self._kalman._parameters.ctypes.data
@@ -168,6 +169,9 @@ class ByteTracker:
                              f"{scores.shape} and {np.shape(classes)}")
         ids = self._ids
         tracks = len(ids)
+        if self._filter_count[0] != tracks:
+            raise RuntimeError(f"the tracker's Kalman filter holds {len(self._kalman)} tracks, the tracker {tracks}: "
+                               "it was changed outside the tracker")
         if count > self._box_capacity or tracks + count > self._track_capacity \
                 or tracks * count > self._pair_capacity:
             self._grow(tracks + count, count)
@@ -235,10 +239,6 @@ class ByteTracker:
             self._scratch = np.zeros(scratch, np.int64)
             context[native.C_SCRATCH_LEN] = scratch
             context[native.C_SCRATCH_PTR] = self._scratch.ctypes.data
-        # The filter's state may have moved.
-        context[native.C_STATE_PTR] = self._kalman._state.ctypes.data
-        if len(self._kalman._state) < self._track_capacity:
-            raise RuntimeError("the Kalman filter's state is smaller than the tracker's capacity")
 
     def _thresholds(self, dtype: np.dtype[np.generic]) -> None:
         """Score thresholds as numpy compares them with scores of ``dtype`` (a float32 score against

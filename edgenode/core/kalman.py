@@ -65,6 +65,11 @@ class KalmanXYAH:
     textbook filter. (EdgeFirst's tracker instead scales the innovation by it while shrinking the
     covariance as for a full update, which makes the gain collapse and tracks lag behind moving
     objects; BENCHMARKS.md measures both.)
+
+    The maths is the kernel's (``edgenode/kernels/track.c``), driven by the parameters this class
+    writes; a :class:`~edgenode.core.bytetrack.ByteTracker` runs the same kernel inside its update,
+    so a subclass changes the filter through those parameters (the benchmark's ablation variants do),
+    not by overriding methods.
     """
 
     def __init__(
@@ -106,7 +111,10 @@ class KalmanXYAH:
         k[native.K_INNOV_H2:][:4] = position_h2 / update
         k[native.K_INNOV_C:][:4] = position_c / update
         self._kernels = native.functions()
-        self._size = np.zeros(1, np.int64)  # the track count, which the tracker's kernel updates in place
+        # The header a tracker's kernel reads (track count, state address and capacity): it updates the
+        # count in place, and finds the state wherever it has moved.
+        self._header = np.zeros(3, np.int64)
+        self._size = self._header[native.FILTER_COUNT:native.FILTER_COUNT + 1]
         self._state: Float64Array = np.zeros((0, _WIDTH))
         self._reserve(16)
 
@@ -121,6 +129,8 @@ class KalmanXYAH:
         count = len(self)
         grown[:count] = self._state[:count]
         self._state = grown
+        self._header[native.FILTER_STATE] = grown.ctypes.data
+        self._header[native.FILTER_CAPACITY] = len(grown)
 
     @property
     def _live(self) -> Float64Array:

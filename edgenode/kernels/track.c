@@ -437,8 +437,8 @@ EDGENODE_EXPORT int64_t edgenode_match_pairs(const int64_t *rows, const int64_t 
 /* The tracker's context (int64), laid out by edgenode.kernels.track. Pointers are addresses of buffers the
  * Python side owns, with their capacities. */
 enum {
-    C_TRACKS_PTR = 0,  /* int64[1]: the track count (the Kalman filter's) */
-    C_CAPACITY,        /* tracks the per-track buffers hold */
+    C_FILTER_PTR = 0,  /* int64[3], the Kalman filter's header: track count, state address, state capacity */
+    C_CAPACITY,        /* tracks the tracker's per-track buffers hold */
     C_BOX_CAPACITY,    /* boxes the per-box buffers hold */
     C_PAIR_CAPACITY,   /* box-track pairs the overlap and pair buffers hold */
     C_SCRATCH_LEN,     /* int64 entries of scratch */
@@ -446,7 +446,6 @@ enum {
     C_HAS_LAST,
     C_LIFESPAN_NS,
     C_FLAGS,           /* F_* */
-    C_STATE_PTR,       /* double[capacity][20]: Kalman states */
     C_LAST_BOX_PTR,    /* double[capacity][4]: last matched box, signed corners */
     C_INFO_PTR,        /* int64[capacity][3]: created_ns, match count, last matched ns */
     C_BOXES_PTR,       /* double[box capacity][4]: this frame's boxes x1 y1 x2 y2 */
@@ -482,10 +481,10 @@ EDGENODE_EXPORT int64_t edgenode_track_scratch(int64_t boxes, int64_t tracks, in
            + match_scratch(pairs, boxes, tracks) + 16;
 }
 
-static int64_t expire(int64_t *ctx, int64_t n, int64_t now) {
+static int64_t expire(int64_t *ctx, double *state, int64_t n, int64_t now) {
     int64_t lifespan = ctx[C_LIFESPAN_NS];
     int64_t *info = (int64_t *)ctx[C_INFO_PTR], *kept = (int64_t *)ctx[C_KEPT_PTR];
-    double *state = (double *)ctx[C_STATE_PTR], *last = (double *)ctx[C_LAST_BOX_PTR];
+    double *last = (double *)ctx[C_LAST_BOX_PTR];
     ctx[C_KEPT] = -1;
     if (now < INT64_MIN + lifespan) return n;
     int64_t oldest = now - lifespan, k = 0;
@@ -512,10 +511,12 @@ static double pair_cost(int64_t flags, double iou, double score) {
  * of tracks started, plus EXPIRED when tracks expired (C_KEPT says how many were kept and C_KEPT_PTR
  * which), or a negative error (too small buffers, or the LAPJV solver failed). */
 EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64_t now) {
-    int64_t *size = (int64_t *)ctx[C_TRACKS_PTR];
-    int64_t n = *size, capacity = ctx[C_CAPACITY], flags = ctx[C_FLAGS];
+    /* The filter's header: read here, as the filter may have grown its state since the last call. */
+    int64_t *filter = (int64_t *)ctx[C_FILTER_PTR], *size = filter;
+    int64_t n = *size, flags = ctx[C_FLAGS];
+    int64_t capacity = ctx[C_CAPACITY] < filter[2] ? ctx[C_CAPACITY] : filter[2];
     const double *k = (const double *)ctx[C_KALMAN_PTR], *params = (const double *)ctx[C_PARAMS_PTR];
-    double *state = (double *)ctx[C_STATE_PTR], *last = (double *)ctx[C_LAST_BOX_PTR];
+    double *state = (double *)filter[1], *last = (double *)ctx[C_LAST_BOX_PTR];
     int64_t *info = (int64_t *)ctx[C_INFO_PTR], *out = (int64_t *)ctx[C_OUT_PTR];
     const double *boxes = (const double *)ctx[C_BOXES_PTR], *scores = (const double *)ctx[C_SCORES_PTR];
     double *overlap = (double *)ctx[C_OVERLAP_PTR];
@@ -528,7 +529,7 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
         return ERR_INPUT;
     if (ctx[C_SCRATCH_LEN] < edgenode_track_scratch(count, n, n * count)) return ERR_SCRATCH;
     if (n) {
-        if (!(flags & F_LATE_EXPIRY)) n = expire(ctx, n, now);
+        if (!(flags & F_LATE_EXPIRY)) n = expire(ctx, state, n, now);
         if (ctx[C_HAS_LAST]) {
             int64_t elapsed;
             if (__builtin_sub_overflow(now, ctx[C_LAST_NS], &elapsed)) elapsed = now > ctx[C_LAST_NS] ? INT64_MAX : 0;
@@ -556,6 +557,9 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
     int64_t *box_track = take(&a, count), *high = take(&a, count), *index_box = take(&a, count);
     int64_t *track_box = take(&a, n), *index_track = take(&a, n);
     double *box = (double *)take(&a, BOX_WIDTH * count), *predicted = (double *)take(&a, 5 * n);
+    if (!pair_rows || !pair_cols || !pair_costs || !match_rows || !match_cols || !box_track || !high || !index_box ||
+        !track_box || !index_track || !box || !predicted)
+        return ERR_SCRATCH;
     /* The matcher gets what is left. */
     for (int64_t d = 0; d < count; d++) {
         const double *b = boxes + 4 * d;
@@ -718,7 +722,7 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
     }
     *size = n;
 late:
-    if ((flags & F_LATE_EXPIRY) && n) *size = expire(ctx, n, now);
+    if ((flags & F_LATE_EXPIRY) && n) *size = expire(ctx, state, n, now);
     return ctx[C_STARTED] + (ctx[C_KEPT] >= 0 ? EXPIRED : 0);
 }
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 import lap
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgenode.core import assignment
 from edgenode.core.bytetrack import ByteTracker, TrackInfo
@@ -296,3 +298,44 @@ def test_tracks_are_bit_identical_on_every_machine() -> None:
         digest.update(repr([None if info is None else tuple(info) for info in out]).encode())
     digest.update(tracker._kalman.mean.tobytes() + tracker._kalman.covariance.tobytes())
     assert digest.hexdigest()[:16] == "0ed66068873fccde"
+
+
+def test_a_filter_changed_outside_the_tracker_is_refused_not_overrun() -> None:
+    kalman = KalmanXYAH()
+    tracker = ByteTracker(kalman=kalman, id_factory=counter())
+    tracker.update(*frame(moving(0.2)), START_NS)
+    kalman.add(np.tile([[0.5, 0.5, 1.0, 0.1]], (200, 1)))  # its state moves to a bigger array
+    with pytest.raises(RuntimeError, match="changed outside the tracker"):
+        tracker.update(*frame(moving(0.21)), START_NS + FRAME_NS)
+    kalman.keep(np.array([0]))
+    assert ids(tracker.update(*frame(moving(0.22)), START_NS + 2 * FRAME_NS)) == ["t0"]
+
+
+_coordinate = st.one_of(st.floats(0.0, 1.0), st.sampled_from([float("nan"), float("inf"), -1.0, 2.0]))
+_box = st.tuples(_coordinate, _coordinate, st.floats(0.0, 0.3), st.floats(0.0, 0.3), st.floats(0.0, 1.0))
+_frame = st.tuples(st.lists(_box, max_size=40), st.integers(-2, 40))  # boxes, frames since the last one
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_frame, min_size=1, max_size=25), st.booleans())
+def test_any_frames_keep_the_output_consistent(frames: list[tuple[list[tuple[float, ...]], int]],
+                                               repeat: bool) -> None:
+    """Random frames (bad corners, duplicates, time going backwards, growing sizes): every box gets
+    at most one track, no track two boxes, only high boxes start tracks, counts stay in step."""
+    tracker = ByteTracker(id_factory=counter())
+    stamp, seen = START_NS, set()
+    for boxes, step in frames:
+        stamp += step * FRAME_NS
+        rows = [(x, y, x + w, y + h, score) for x, y, w, h, score in boxes]
+        if repeat:
+            rows += rows[:3]  # boxes on the very same spot
+        out = tracker.update(*frame(*rows), stamp)
+        assert len(out) == len(rows)
+        given_ids = [info.id for info in out if info is not None]
+        assert len(given_ids) == len(set(given_ids))
+        for row, info in zip(rows, out, strict=True):
+            if info is not None and info.id not in seen:
+                assert np.float32(row[4]) >= np.float32(tracker.high_conf) and info.lifetime == 1
+                assert info.created_ns == stamp
+        seen.update(given_ids)
+        assert len(tracker) == len(tracker._kalman) == len(tracker.active_tracks())
