@@ -97,7 +97,7 @@ def match_pairs(rows: NDArray[np.integer], cols: NDArray[np.integer], costs: NDA
     out = np.empty((2, n), np.int64)
     matched = kernels.match_pairs(pair_rows.ctypes.data, pair_cols.ctypes.data, pair_costs.ctypes.data, n,
                                   float(cost_limit), row_space, col_space, scratch.ctypes.data, len(scratch),
-                                  LAPJV_SOLVER, out[0].ctypes.data, out[1].ctypes.data)
+                                  LAPJV_SOLVER, out[0].ctypes.data, out[1].ctypes.data, n)
     if matched < 0:
         native.raise_failure(matched, scratch.ctypes.data)
     return out[0, :matched].astype(np.intp), out[1, :matched].astype(np.intp)

@@ -139,7 +139,7 @@ class ByteTracker:
         self._track_capacity = self._box_capacity = self._pair_capacity = 0
         self._info, self._last_box, self._kept = np.zeros((0, 3), np.int64), np.zeros((0, 4)), np.zeros(0, np.int64)
         self._boxes = self._scores = self._out = self._overlap = self._scratch = np.zeros(0)
-        self._grow(16, 16)
+        self._grow(16, 16, 0)
 
     # Ablation switches (edgenode.kernels.track's F_*), set only by the benchmark's variants
     # (bench/trackeval/variants.py) to measure each deviation from EdgeFirst's tracker.
@@ -174,7 +174,7 @@ class ByteTracker:
                                "it was changed outside the tracker")
         if count > self._box_capacity or tracks + count > self._track_capacity \
                 or tracks * count > self._pair_capacity:
-            self._grow(tracks + count, count)
+            self._grow(tracks + count, count, tracks * count)
         if count:
             if scores.dtype != self._params_for:
                 self._thresholds(scores.dtype)
@@ -204,8 +204,10 @@ class ByteTracker:
 
     # --- buffers ---------------------------------------------------------------------------------
 
-    def _grow(self, tracks: int, boxes: int) -> None:
-        """Buffers for at least ``tracks`` tracks and ``boxes`` boxes a frame (doubling), addresses in the context."""
+    def _grow(self, tracks: int, boxes: int, pairs: int) -> None:
+        """Buffers for at least ``tracks`` tracks, ``boxes`` boxes a frame and ``pairs`` box-track pairs (the
+        frame's boxes times the tracks before it; half as much again, as the others double), addresses in the
+        context. The pair buffers follow the frames seen, not the product of both capacities."""
         context = self._context
         live = len(self._ids)
         if tracks > self._track_capacity:
@@ -228,13 +230,13 @@ class ByteTracker:
             context[native.C_BOXES_PTR] = self._boxes.ctypes.data
             context[native.C_SCORES_PTR] = self._scores.ctypes.data
             context[native.C_OUT_PTR] = self._out.ctypes.data
-        pairs = self._track_capacity * self._box_capacity
         if pairs > self._pair_capacity:
+            pairs = max(pairs + pairs // 2, 256)
             self._overlap = np.zeros(pairs)
             self._pair_capacity = pairs
             context[native.C_PAIR_CAPACITY] = pairs
             context[native.C_OVERLAP_PTR] = self._overlap.ctypes.data
-        scratch = native.functions().track_scratch(self._box_capacity, self._track_capacity, pairs)
+        scratch = native.functions().track_scratch(self._box_capacity, self._track_capacity, self._pair_capacity)
         if scratch > len(self._scratch):
             self._scratch = np.zeros(scratch, np.int64)
             context[native.C_SCRATCH_LEN] = scratch

@@ -205,10 +205,11 @@ static inline double signed_area(const double *s) { return (s[0] + s[2]) * (s[1]
 
 /* --- matching ------------------------------------------------------------------------------------------------ */
 
-/* LAPJV over contested pairs, in Python (edgenode.core.assignment): writes the matched pairs, returns their
- * count, or -1 when it failed (the Python side keeps the error under token, the caller's own number). */
-typedef int64_t (*solver_fn)(int64_t token, int64_t n, const int64_t *rows, const int64_t *cols, const double *costs, double half,
-                             int64_t *out_rows, int64_t *out_cols);
+/* LAPJV over n contested pairs, in Python (edgenode.core.assignment): writes the matched pairs (at most
+ * out_capacity), returns their count, or -1 when it failed (the Python side keeps the error under token, the
+ * caller's own number). */
+typedef int64_t (*solver_fn)(int64_t token, int64_t n, const int64_t *rows, const int64_t *cols, const double *costs,
+                             double half, int64_t out_capacity, int64_t *out_rows, int64_t *out_cols);
 
 /* Bump allocation from caller-owned scratch; NULL when it would overrun. */
 typedef struct {
@@ -288,7 +289,7 @@ static int64_t match_scratch(int64_t n, int64_t row_space, int64_t col_space) {
  * LAPJV through solve. Writes the matched pairs to out_rows/out_cols (capacity n), returns their count. */
 static int64_t match_pairs(const int64_t *rows, const int64_t *cols, const double *costs, int64_t n,
                            double cost_limit, int64_t row_space, int64_t col_space, arena scratch, solver_fn solve,
-                           int64_t token, int64_t *out_rows, int64_t *out_cols) {
+                           int64_t token, int64_t *out_rows, int64_t *out_cols, int64_t out_capacity) {
     if (n <= 0) return 0;
     int64_t *row_count = take(&scratch, row_space + 1), *col_count = take(&scratch, col_space + 1);
     if (!row_count || !col_count) return ERR_SCRATCH;
@@ -304,6 +305,7 @@ static int64_t match_pairs(const int64_t *rows, const int64_t *cols, const doubl
     if (!contest) return ERR_SCRATCH;
     for (int64_t p = 0; p < n; p++) {
         if (row_count[rows[p]] == 1 && col_count[cols[p]] == 1) {
+            if (matched >= out_capacity) return ERR_SCRATCH; /* a matching: never more than min(rows, cols) */
             out_rows[matched] = rows[p];
             out_cols[matched] = cols[p];
             matched++;
@@ -393,6 +395,7 @@ static int64_t match_pairs(const int64_t *rows, const int64_t *cols, const doubl
         for (int64_t g = 0; g < tail; g++) {
             int64_t p = s.best_pick[g];
             if (p >= 0) {
+                if (solved >= out_capacity) return ERR_SCRATCH;
                 out_rows[solved] = rows[p];
                 out_cols[solved] = cols[p];
                 solved++;
@@ -410,8 +413,10 @@ static int64_t match_pairs(const int64_t *rows, const int64_t *cols, const doubl
         block_costs[c] = costs[contest[c]];
     }
     if (!solve) return ERR_SOLVER;
-    int64_t got = solve(token, contested, block_rows, block_cols, block_costs, half, out_rows + matched, out_cols + matched);
-    if (got < 0 || got > contested) return ERR_SOLVER;
+    int64_t room = out_capacity - matched;
+    int64_t got = solve(token, contested, block_rows, block_cols, block_costs, half, room, out_rows + matched,
+                        out_cols + matched);
+    if (got < 0 || got > room) return ERR_SOLVER;
     return matched + got;
 }
 
@@ -424,12 +429,12 @@ EDGENODE_EXPORT int64_t edgenode_match_scratch(int64_t n, int64_t row_space, int
 EDGENODE_EXPORT int64_t edgenode_match_pairs(const int64_t *rows, const int64_t *cols, const double *costs, int64_t n,
                                              double cost_limit, int64_t row_space, int64_t col_space,
                                              int64_t *scratch, int64_t scratch_len, solver_fn solve,
-                                             int64_t *out_rows, int64_t *out_cols) {
+                                             int64_t *out_rows, int64_t *out_cols, int64_t out_capacity) {
     if (n < 0 || row_space < 0 || col_space < 0) return ERR_INPUT;
     if (scratch_len < match_scratch(n, row_space, col_space)) return ERR_SCRATCH;
     arena a = {scratch, scratch_len};
     return match_pairs(rows, cols, costs, n, cost_limit, row_space, col_space, a, solve, (int64_t)scratch, out_rows,
-                       out_cols);
+                       out_cols, out_capacity);
 }
 
 /* --- ByteTracker's update ------------------------------------------------------------------------------------ */
@@ -475,10 +480,10 @@ enum {
 #define BOX_WIDTH 9
 
 EDGENODE_EXPORT int64_t edgenode_track_scratch(int64_t boxes, int64_t tracks, int64_t pairs) {
-    /* pair rows, cols, costs, matched rows, cols; box and track flags and maps; predicted (5 per track);
-     * per-box 9; the matcher's own */
-    return 5 * pairs + 6 * boxes + 5 * tracks + BOX_WIDTH * boxes + 5 * tracks + 2 * boxes
-           + match_scratch(pairs, boxes, tracks) + 16;
+    /* pair rows, cols, costs; matched rows, cols; box flags and maps (3 per box); track maps (2 per track);
+     * per-box 9; predicted (5 per track); the matcher's own */
+    return 3 * pairs + 2 * (boxes < tracks ? boxes : tracks) + 3 * boxes + 2 * tracks + BOX_WIDTH * boxes
+           + 5 * tracks + match_scratch(pairs, boxes, tracks) + 16;
 }
 
 static int64_t expire(int64_t *ctx, double *state, int64_t n, int64_t now) {
@@ -550,10 +555,10 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
     if (!n && !started) goto late;
 
     arena a = {(int64_t *)ctx[C_SCRATCH_PTR], ctx[C_SCRATCH_LEN]};
-    int64_t pairs_cap = n * count;
+    int64_t pairs_cap = n * count, matches_cap = n < count ? n : count; /* a matching: at most min(boxes, tracks) */
     int64_t *pair_rows = take(&a, pairs_cap), *pair_cols = take(&a, pairs_cap);
     double *pair_costs = (double *)take(&a, pairs_cap);
-    int64_t *match_rows = take(&a, pairs_cap), *match_cols = take(&a, pairs_cap);
+    int64_t *match_rows = take(&a, matches_cap), *match_cols = take(&a, matches_cap);
     int64_t *box_track = take(&a, count), *high = take(&a, count), *index_box = take(&a, count);
     int64_t *track_box = take(&a, n), *index_track = take(&a, n);
     double *box = (double *)take(&a, BOX_WIDTH * count), *predicted = (double *)take(&a, 5 * n);
@@ -602,7 +607,7 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
             }
         }
         int64_t got = match_pairs(pair_rows, pair_cols, pair_costs, pairs, limit, count, n, a, solve, token, match_rows,
-                                  match_cols);
+                                  match_cols, matches_cap);
         if (got < 0) return got;
         for (int64_t m = 0; m < got; m++) {
             box_track[match_rows[m]] = match_cols[m];
@@ -625,7 +630,7 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
                 }
             }
             got = match_pairs(pair_rows, pair_cols, pair_costs, pairs, limit, count, n, a, solve, token, match_rows,
-                              match_cols);
+                              match_cols, matches_cap);
             if (got < 0) return got;
             for (int64_t m = 0; m < got; m++) {
                 box_track[match_rows[m]] = match_cols[m];
@@ -656,7 +661,7 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
                 }
             }
             got = match_pairs(pair_rows, pair_cols, pair_costs, pairs, limit, boxes_left, tracks_left, a, solve,
-                              token, match_rows, match_cols);
+                              token, match_rows, match_cols, matches_cap);
             if (got < 0) return got;
             for (int64_t m = 0; m < got; m++) {
                 int64_t d = index_box[match_rows[m]], t = index_track[match_cols[m]];
@@ -682,7 +687,7 @@ EDGENODE_EXPORT int64_t edgenode_track_update(int64_t *ctx, int64_t count, int64
                 }
             }
             got = match_pairs(pair_rows, pair_cols, pair_costs, pairs, limit, count, n, a, solve, token, match_rows,
-                              match_cols);
+                              match_cols, matches_cap);
             if (got < 0) return got;
             for (int64_t m = 0; m < got; m++) {
                 box_track[match_rows[m]] = match_cols[m];

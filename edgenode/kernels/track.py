@@ -44,9 +44,10 @@ F_NO_RECOVERY, F_LATE_EXPIRY, F_ANY_SCORE_PASS, F_EDGEFIRST_COST = 1, 2, 4, 8
 EXPIRED = 1 << 32
 ERRORS = {-2: "scratch too small", -3: "the LAPJV solver failed", -4: "sizes out of range"}
 
-# LAPJV over contested pairs: (token, n, rows, cols, costs, half, out_rows, out_cols) -> matched count or -1.
+# LAPJV over contested pairs: (token, n, rows, cols, costs, half, out_capacity, out_rows, out_cols) -> matched
+# count or -1.
 _Solver = ctypes.CFUNCTYPE(_I64, _I64, _I64, ctypes.POINTER(_I64), ctypes.POINTER(_I64), ctypes.POINTER(_F64), _F64,
-                           ctypes.POINTER(_I64), ctypes.POINTER(_I64))
+                           _I64, ctypes.POINTER(_I64), ctypes.POINTER(_I64))
 # A solver in Python: (rows, cols, costs, half) -> matched (rows, cols).
 SolverFunction = Callable[[list[int], list[int], list[float], float], tuple[list[int], list[int]]]
 
@@ -60,7 +61,7 @@ def functions() -> SimpleNamespace:
         "kalman_update": (_I64, [_PTR, _PTR, _I64, _PTR, _PTR, _I64]),
         "kalman_corners": (None, [_PTR, _I64, _PTR, _I64]),
         "match_scratch": (_I64, [_I64, _I64, _I64]),
-        "match_pairs": (_I64, [_PTR, _PTR, _PTR, _I64, _F64, _I64, _I64, _PTR, _I64, _PTR, _PTR, _PTR]),
+        "match_pairs": (_I64, [_PTR, _PTR, _PTR, _I64, _F64, _I64, _I64, _PTR, _I64, _PTR, _PTR, _PTR, _I64]),
         "track_scratch": (_I64, [_I64, _I64, _I64]),
         "track_update": (_I64, [_PTR, _I64, _I64]),
         "track_layout": (_I64, [_I64]),
@@ -96,14 +97,14 @@ def register_solver(function: SolverFunction) -> int:
     ``match_pairs``); what it raises goes to :func:`raise_failure`."""
     def call(  # noqa: PLR0917 - the C signature
         token: int, n: int, rows: ctypes._Pointer[ctypes.c_int64], cols: ctypes._Pointer[ctypes.c_int64],
-        costs: ctypes._Pointer[ctypes.c_double], half: float, out_rows: ctypes._Pointer[ctypes.c_int64],
-        out_cols: ctypes._Pointer[ctypes.c_int64],
+        costs: ctypes._Pointer[ctypes.c_double], half: float, out_capacity: int,
+        out_rows: ctypes._Pointer[ctypes.c_int64], out_cols: ctypes._Pointer[ctypes.c_int64],
     ) -> int:
         try:
             matched_rows, matched_cols = function(rows[:n], cols[:n], costs[:n], half)
-            if len(matched_rows) != len(matched_cols) or len(matched_rows) > n:
+            if len(matched_rows) != len(matched_cols) or len(matched_rows) > min(n, out_capacity):
                 raise RuntimeError(f"the solver matched {len(matched_rows)} rows to {len(matched_cols)} columns "
-                                   f"among {n} pairs")
+                                   f"among {n} pairs (room for {out_capacity})")
             for i, (row, col) in enumerate(zip(matched_rows, matched_cols, strict=True)):
                 out_rows[i], out_cols[i] = row, col
             return len(matched_rows)

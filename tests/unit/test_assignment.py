@@ -228,3 +228,18 @@ def test_iou_signed_is_iou_matrix() -> None:
     got = assignment.iou_signed(signed_a, assignment.signed_area(signed_a), signed_b, assignment.signed_area(signed_b))
     expected = np.array([[iou_one(x, y) for y in b] for x in a])
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_a_solver_answering_more_pairs_than_there_is_room_for_is_refused() -> None:
+    from edgenode.kernels import track as native
+
+    bogus = native.register_solver(lambda rows, cols, costs, half: (rows * 2, cols * 2))
+    rows, cols, costs = np.array([0, 0], np.int64), np.array([0, 1], np.int64), np.array([0.2, 0.2])  # a near tie
+    kernels = native.functions()
+    scratch = np.empty(kernels.match_scratch(2, 1, 2), np.int64)
+    out = np.full((2, 2), -1, np.int64)
+    result = kernels.match_pairs(rows.ctypes.data, cols.ctypes.data, costs.ctypes.data, 2, 0.75, 1, 2,
+                                 scratch.ctypes.data, len(scratch), bogus, out[0].ctypes.data, out[1].ctypes.data, 1)
+    assert result < 0 and (out == -1).all()
+    with pytest.raises(RuntimeError, match="room for 1"):
+        native.raise_failure(result, scratch.ctypes.data)
