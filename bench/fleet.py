@@ -47,19 +47,6 @@ from endtoend.measure import Child, endpoint, free_port, process_cpu_seconds, st
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 KINDS = ("quiet", "control", "flooded")
-ROUTER = """
-import signal, sys, zenoh
-config = zenoh.Config.from_file(sys.argv[1]) if len(sys.argv) > 1 else zenoh.Config()
-config.insert_json5("mode", '"router"')
-config.insert_json5("listen/endpoints", '["{endpoint}"]')
-config.insert_json5("scouting/multicast/enabled", "false")
-session = zenoh.open(config)
-print("router up", flush=True)
-signal.sigwait([signal.SIGTERM, signal.SIGINT])
-session.close()
-"""
-
-
 def pinned(cpu: int | None, argv: list[str]) -> list[str]:
     """``argv`` run on CPU ``cpu`` only (all its threads), when asked and possible."""
     if cpu is not None and shutil.which("taskset") and cpu in os.sched_getaffinity(0):
@@ -136,8 +123,7 @@ def main(argv: list[str]) -> str:
     querier: subprocess.Popen[str] | None = None
     windows: list[dict[str, float | str]] = []
     try:
-        (folder / "router.py").write_text(ROUTER.replace("{endpoint}", router))
-        router_argv = [PYTHON, str(folder / "router.py")]
+        router_argv = [PYTHON, "-m", "edgenode.tools.router", router]
         if args.router_config:
             router_argv.append(str(HERE.parent / "systemd" / "zenoh-router.json5"))
         router_process = subprocess.Popen(pinned(network, router_argv), stdout=subprocess.PIPE)

@@ -193,8 +193,8 @@ def speed_table(repeats: int) -> tuple[str, dict[tuple[bool, int], float]]:
             f"misses, score dips, false boxes, crossings and occlusions. Load average before: {load_before}; "
             f"after: {load_average()}.\n\n"
             + "The last columns state both updates in small numpy calls (one 10-element add, timed in the same "
-            "rounds, between the trackers, so with their cache misses): the goals give a numpy tracker twice "
-            "edgefirst-tracker's count at 10 objects and no more than its count at 30 and 100.\n\n"
+            "rounds, between the trackers, so with their cache misses), a yardstick of the machine's load: "
+            "edgenode's update is one native call (edgenode/kernels/track.c) and the Python around it.\n\n"
             + table(["frames", "objects", "boxes per frame", "edgenode", "edgefirst-tracker", "ratio",
                      "numpy call", "edgenode / edgefirst-tracker in numpy calls", "CPU"], rows))
     return text, ratios

@@ -2,20 +2,21 @@
 
 A tracker's frame has few contested pairs: most boxes overlap one track and most tracks one box,
 and those pairs are matched directly. The rest split into small independent groups (two or three
-objects close together); :func:`solve_contested` tries every matching of a small group in Python,
-which is much cheaper than a LAPJV call, and leaves big groups and near ties to LAPJV, so the
-result is always LAPJV's.
+objects close together); :func:`match_pairs` (the native kernel of ``edgenode/kernels/track.c``, which
+the tracker's update runs too) tries every matching of a small group, much cheaper than a LAPJV call,
+and leaves big groups and near ties to LAPJV (:func:`solve_lapjv`, called back from C), so the result
+is always LAPJV's.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Callable
 
 import lap
 import numpy as np
 from numpy.typing import NDArray
+
+from edgenode.kernels import track as native
 
 # Floor of the union area, only to avoid 0 / 0 between two boxes without area.
 MIN_UNION = 1e-12
@@ -36,21 +37,6 @@ def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.f
 
 _ZERO = np.zeros(())
 _MIN_UNION = np.array(MIN_UNION)
-
-
-def allowed_pairs(overlap: NDArray[np.float64], least: float) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Rows and columns (row-major order) of the entries of ``overlap`` reaching ``least``."""
-    allowed = overlap >= least
-    if allowed.size <= _SMALL_NONZERO:
-        pairs: tuple[NDArray[np.intp], NDArray[np.intp]] = allowed.nonzero()  # type: ignore[assignment]
-        return pairs
-    # A 2-D nonzero slows down with size much faster than a flat one.
-    flat = allowed.ravel().nonzero()[0]
-    width = np.array(allowed.shape[1])
-    return flat // width, flat % width
-
-
-_SMALL_NONZERO = 256
 
 
 def signed_area(signed: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -80,193 +66,51 @@ def iou_signed(a: NDArray[np.float64], a_area: NDArray[np.float64], b: NDArray[n
 
 
 Pairs = tuple[list[int], list[int]]
-# The costs of the pairs (rows[i], cols[i]) as a list, and the cost limit.
-PairCosts = Callable[[NDArray[np.intp], NDArray[np.intp]], tuple[list[float], float]]
-
-# Contested groups at most this size (rows, columns, matchings) are solved in Python.
-_SMALL_SIDE = 4
-_SMALL_MATCHINGS = 64
-# From this many pairs on, contested pairs are found with numpy rather than in Python.
-_MANY_PAIRS = 16
-
-
-def match_pairs(rows: list[int], cols: list[int], pair_costs: PairCosts, small_in_python: bool = True,
-                arrays: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None) -> Pairs:
-    """The optimal matching among candidate pairs ``(rows[i], cols[i])`` (no pair twice).
-
-    Optimal as :func:`linear_assignment` defines it. Pairs whose row and column are in no other
-    pair are matched directly; ``pair_costs`` gives the costs of the rest, the contested pairs, and
-    is called only when there are some. They go to :func:`solve_contested`, or with
-    ``small_in_python`` false straight to LAPJV. ``arrays``, the same pairs as numpy arrays, helps
-    when there are many.
-    """
-    rows_apart, cols_apart = len(set(rows)) == len(rows), len(set(cols)) == len(cols)
-    if rows_apart and cols_apart:
-        return rows, cols
-    if len(rows) >= _MANY_PAIRS:
-        row_array, col_array = arrays if arrays is not None else (np.array(rows, np.intp), np.array(cols, np.intp))
-        if rows_apart:
-            contested = np.bincount(col_array).take(col_array) > 1
-        elif cols_apart:
-            contested = np.bincount(row_array).take(row_array) > 1
-        else:
-            contested = (np.bincount(row_array).take(row_array) > 1) | (np.bincount(col_array).take(col_array) > 1)
-        direct = ~contested
-        direct_rows, direct_cols = row_array[direct].tolist(), col_array[direct].tolist()
-        block_rows, block_cols = row_array[contested], col_array[contested]
-    else:
-        row_count, col_count = Counter(rows), Counter(cols)
-        direct_rows, direct_cols, contested_rows, contested_cols = [], [], [], []
-        for row, col in zip(rows, cols, strict=True):
-            if row_count[row] == 1 and col_count[col] == 1:
-                direct_rows.append(row)
-                direct_cols.append(col)
-            else:
-                contested_rows.append(row)
-                contested_cols.append(col)
-        block_rows, block_cols = np.array(contested_rows, np.intp), np.array(contested_cols, np.intp)
-    costs, cost_limit = pair_costs(block_rows, block_cols)
-    if small_in_python:
-        solved_rows, solved_cols = solve_contested(block_rows.tolist(), block_cols.tolist(), costs, cost_limit)
-    else:
-        solved_rows, solved_cols = _lapjv_block(block_rows.tolist(), block_cols.tolist(), costs, _half(cost_limit))
-    return direct_rows + solved_rows, direct_cols + solved_cols
 
 
 def _half(cost_limit: float) -> float:
-    """The cost of leaving one row or column unmatched (see :func:`solve_block`)."""
+    """The cost of leaving one row or column unmatched (see :func:`solve_block`; ``track.c`` computes it alike)."""
     return 0.5 * (cost_limit + 1e-9 * max(1.0, abs(cost_limit)))
 
 
-def solve_contested(rows: list[int], cols: list[int], costs: list[float], cost_limit: float) -> Pairs:
-    """The optimal matching of the contested pairs ``(rows[i], cols[i])`` costing ``costs[i]``.
+def match_pairs(rows: NDArray[np.integer], cols: NDArray[np.integer], costs: NDArray[np.floating],
+                cost_limit: float, shape: tuple[int, int]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """The optimal matching among candidate pairs ``(rows[i], cols[i])`` (no pair twice, each within
+    ``shape``) costing ``costs[i]`` (at most ``cost_limit``), as :func:`linear_assignment` defines it.
 
-    What LAPJV returns for the block of their rows and columns (:func:`solve_block`). Most blocks
-    are a few small independent groups (two or three objects close together), for which LAPJV's
-    fixed cost dwarfs the work: each group of at most 4 rows and 4 columns is solved by trying all
-    its matchings in Python, and when every group's best matching beats its runner-up by a clear
-    margin, that is LAPJV's answer too. Bigger groups and near ties (where LAPJV's own tie-breaking
-    decides) go to LAPJV, as one block.
+    Pairs whose row and column are in no other pair are matched directly; the contested rest is
+    solved group by group, and LAPJV decides big groups and near ties (``track.c``'s ``match_pairs``).
     """
-    double_half = 2.0 * _half(cost_limit)
-    margin = 1e-9 * max(1.0, abs(cost_limit))
-    # Matching a pair instead of leaving its row and column apart gains (2 half - cost).
-    by_row: dict[int, list[tuple[int, float]]] = {}
-    by_col: dict[int, list[int]] = {}
-    for row, col, cost in zip(rows, cols, costs, strict=True):
-        by_row.setdefault(row, []).append((col, double_half - cost))
-        by_col.setdefault(col, []).append(row)
-    groups: list[tuple[list[int], int]] = []  # rows, column count
-    if len(by_row) == len(rows):  # each row has one column: groups are columns and their rows
-        groups = [(group, 1) for group in by_col.values()]
-    elif len(by_col) == len(cols):  # each column has one row: groups are single rows
-        groups = [([row], len(options)) for row, options in by_row.items()]
-    else:
-        seen: set[int] = set()
-        for start in by_row:
-            if start in seen:
-                continue
-            seen.add(start)
-            group, stack, group_cols = [start], [start], set()
-            while stack:
-                for col, _ in by_row[stack.pop()]:
-                    if col not in group_cols:
-                        group_cols.add(col)
-                        for row in by_col[col]:
-                            if row not in seen:
-                                seen.add(row)
-                                group.append(row)
-                                stack.append(row)
-            groups.append((group, len(group_cols)))
-    matched_rows: list[int] = []
-    matched_cols: list[int] = []
-    for group, columns in groups:
-        best = _best_matching([by_row[row] for row in group], columns, margin)
-        if best is None:
-            return _lapjv_block(rows, cols, costs, double_half / 2.0)
-        for index, col in enumerate(best):
-            if col >= 0:
-                matched_rows.append(group[index])
-                matched_cols.append(col)
-    return matched_rows, matched_cols
+    pair_rows = np.ascontiguousarray(rows, np.int64)
+    pair_cols = np.ascontiguousarray(cols, np.int64)
+    pair_costs = np.ascontiguousarray(costs, np.float64)
+    n = len(pair_rows)
+    if pair_cols.shape != (n,) or pair_costs.shape != (n,) or pair_rows.ndim != 1:
+        raise ValueError(f"need aligned 1-D rows, cols and costs, got {pair_rows.shape}, {pair_cols.shape} "
+                         f"and {pair_costs.shape}")
+    row_space, col_space = shape
+    if n and not (pair_rows.min() >= 0 and pair_rows.max() < row_space
+                  and pair_cols.min() >= 0 and pair_cols.max() < col_space):
+        raise ValueError(f"pairs outside the shape {shape}")
+    kernels = native.functions()
+    scratch = np.empty(kernels.match_scratch(n, row_space, col_space), np.int64)
+    out = np.empty((2, n), np.int64)
+    matched = kernels.match_pairs(pair_rows.ctypes.data, pair_cols.ctypes.data, pair_costs.ctypes.data, n,
+                                  float(cost_limit), row_space, col_space, scratch.ctypes.data, len(scratch),
+                                  LAPJV_SOLVER, out[0].ctypes.data, out[1].ctypes.data, n)
+    if matched < 0:
+        native.raise_failure(matched, scratch.ctypes.data)
+    return out[0, :matched].astype(np.intp), out[1, :matched].astype(np.intp)
 
 
-def _best_matching(options: list[list[tuple[int, float]]], columns: int, margin: float) -> list[int] | None:
-    """Column per row (-1: none) of the matching with the largest summed gain, or ``None`` when the
-    group is too big or the runner-up comes within ``margin``.
+def solve_lapjv(rows: list[int], cols: list[int], costs: list[float], half: float) -> Pairs:
+    """LAPJV over the contested pairs ``(rows[i], cols[i])`` costing ``costs[i]``, with unmatched slots
+    costing ``half`` (what the kernel calls back for big groups and near ties)."""
+    return _lapjv_block(rows, cols, costs, half)
 
-    ``options`` holds each row's (column, gain) pairs; gains are positive, and leaving everything
-    unmatched (gain 0) is a matching too.
-    """
-    if len(options) == 1:  # one row and its columns
-        best = second = 0.0
-        best_col = -1
-        for col, gain in options[0]:
-            if gain > best:
-                best, second, best_col = gain, best, col
-            elif gain > second:
-                second = gain
-        return [best_col] if best - second > margin else None
-    if columns == 1:  # one column and its rows
-        best = second = 0.0
-        best_row = -1
-        for row, choices in enumerate(options):
-            gain = choices[0][1]
-            if gain > best:
-                best, second, best_row = gain, best, row
-            elif gain > second:
-                second = gain
-        if best - second <= margin:
-            return None
-        col = options[0][0][0]
-        return [col if row == best_row else -1 for row in range(len(options))]
-    if len(options) == 2:  # two rows: each alone, or both on different columns
-        first, other = options
-        best = second = 0.0
-        chosen = (-1, -1)
-        for col, gain in first:
-            if gain > best:
-                best, second, chosen = gain, best, (col, -1)
-            elif gain > second:
-                second = gain
-        for col, gain in other:
-            if gain > best:
-                best, second, chosen = gain, best, (-1, col)
-            elif gain > second:
-                second = gain
-        for col, gain in first:
-            for other_col, other_gain in other:
-                if col != other_col:
-                    both = gain + other_gain
-                    if both > best:
-                        best, second, chosen = both, best, (col, other_col)
-                    elif both > second:
-                        second = both
-        return list(chosen) if best - second > margin else None
-    if len(options) > _SMALL_SIDE or columns > _SMALL_SIDE:
-        return None
-    # Every partial matching: (columns used, summed gain, column per row so far).
-    partial: list[tuple[frozenset[int], float, tuple[int, ...]]] = [(frozenset(), 0.0, ())]
-    for choices in options:
-        grown = []
-        for used, gain, picked in partial:
-            grown.append((used, gain, (*picked, -1)))
-            for col, pair_gain in choices:
-                if col not in used:
-                    grown.append((used | {col}, gain + pair_gain, (*picked, col)))
-        if len(grown) > _SMALL_MATCHINGS:
-            return None
-        partial = grown
-    best = second = -1.0
-    best_picked: tuple[int, ...] = ()
-    for _, gain, picked in partial:
-        if gain > best:
-            best, second, best_picked = gain, best, picked
-        elif gain > second:
-            second = gain
-    if best - second <= margin:
-        return None
-    return list(best_picked)
+
+# The C function pointer the kernels call back.
+LAPJV_SOLVER = native.register_solver(solve_lapjv)
 
 
 def _lapjv_block(rows: list[int], cols: list[int], costs: list[float], half: float) -> Pairs:
@@ -319,7 +163,7 @@ def linear_assignment(
     works, including empty and rectangular ones.
 
     Pairs whose row and column have no other allowed partner are matched directly (when that is all
-    of them, LAPJV is not called at all); the contested rest goes to :func:`solve_contested`. Pairs
+    of them, LAPJV is not called at all); the contested rest goes to :func:`match_pairs`. Pairs
     come back in no particular order.
     """
     if not math.isfinite(cost_limit):
@@ -331,14 +175,6 @@ def linear_assignment(
         return _EMPTY, _EMPTY
     if allowed is None:
         allowed = cost <= cost_limit
-    pair_rows, pair_cols = allowed.nonzero()
-    rows, cols = pair_rows.tolist(), pair_cols.tolist()
-    if len(set(rows)) == len(rows) and len(set(cols)) == len(cols):
-        return pair_rows, pair_cols
-
-    def pair_costs(block_rows: NDArray[np.intp], block_cols: NDArray[np.intp]) -> tuple[list[float], float]:
-        block_costs: list[float] = cost[block_rows, block_cols].tolist()
-        return block_costs, cost_limit
-
-    det, trk = match_pairs(rows, cols, pair_costs, small_in_python=False, arrays=(pair_rows, pair_cols))
-    return np.array(det, np.intp), np.array(trk, np.intp)
+    pair_rows, pair_cols = np.asarray(allowed, np.bool_).nonzero()
+    return match_pairs(pair_rows, pair_cols, cost[pair_rows, pair_cols], cost_limit,
+                       (cost.shape[0], cost.shape[1]))

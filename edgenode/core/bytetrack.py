@@ -21,6 +21,13 @@ It returns one :class:`TrackInfo` (or ``None``) per input box, in input order. A
 ``lifetime`` is its match count before this frame (a new track reports 1), ``created_ns`` the
 camera stamp of the frame that started it, its id a uuid4 string from this tracker's
 ``id_factory``: identities belong to one tracker instance, never to a global counter.
+
+Steps 1 to 5 run in one native call (``edgenode/kernels/track.c``): a frame's work is a few dozen
+small loops over boxes and tracks, which cost far less in C than the numpy calls they took
+(BENCHMARKS.md, issue 17). The tracks' filter states, last matched boxes, stamps and counts live in
+arrays the kernel reads and writes in place; Python keeps the ids and builds the output. Each pass
+matches its pairs with :func:`edgenode.core.assignment.match_pairs`' kernel, which calls LAPJV back
+for the rare big contested groups and near ties.
 """
 
 from __future__ import annotations
@@ -33,11 +40,11 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from edgenode.core.assignment import PairCosts, Pairs, allowed_pairs, iou_signed, match_pairs, signed_area
-from edgenode.core.kalman import XYXY_TO_SIGNED_AND_CENTRE, KalmanXYAH, centre_rows_to_xyah_rows
+from edgenode.core.assignment import LAPJV_SOLVER
+from edgenode.core.kalman import KalmanXYAH
+from edgenode.kernels import track as native
 
 NS_PER_SECOND = 1_000_000_000
-_NEVER = 2**63 - 1
 
 
 class TrackInfo(NamedTuple):
@@ -78,8 +85,8 @@ class ByteTracker:
     below ``high_conf``); ``iou``: least overlap between a track and a box to match them;
     ``update``: how far a match pulls a track (see :class:`KalmanXYAH`); ``lifespan_ns``: how long
     an unmatched track is kept, in camera nanoseconds. ``id_factory`` makes track ids (default
-    uuid4 strings); ``kalman`` replaces the default filter (it must be empty; its own ``update``
-    applies).
+    uuid4 strings); ``kalman`` replaces the default filter (it must be empty; its parameters and its
+    own ``update`` apply; the tracker runs it in its kernel, so it belongs to this tracker alone).
     """
 
     def __init__(
@@ -101,22 +108,42 @@ class ByteTracker:
             raise ValueError(f"lifespan_ns must not be negative, got {lifespan_ns}")
         if kalman is not None and len(kalman):
             raise ValueError("the Kalman filter given to a new tracker must have no tracks")
+        if kalman is not None:
+            overridden = [name for name in ("add", "keep", "predict", "update", "corners", "signed_corners")
+                          if getattr(type(kalman), name) is not getattr(KalmanXYAH, name)]
+            if overridden:
+                raise TypeError(f"the tracker runs its Kalman filter natively from the filter's parameters; "
+                                f"{type(kalman).__name__} overrides {', '.join(overridden)}, which it would not call")
         self.high_conf = high_conf
         self.low_score = low_score
         self.iou = iou
         self.lifespan_ns = lifespan_ns
         self._new_id = id_factory or uuid4_id
         self._kalman = kalman if kalman is not None else KalmanXYAH(update=update)
-        self._last_ns: int | None = None
-        # One entry per track, aligned with the filter's columns: Python lists for what each
-        # update reads or writes per track in Python anyway, numpy for the last matched boxes.
-        self._ids: list[str] = []
-        self._created: list[int] = []
-        self._count: list[int] = []
-        self._updated: list[int] = []
-        self._last_box: NDArray[np.float64] = np.zeros((4, 0))  # signed rows x1, y1, -x2, -y2
-        # No track can expire at or before this stamp (a lower bound, refreshed when passed).
-        self._quiet_until_ns = _NEVER
+        self._ids: list[str] = []  # one per track, aligned with the kernel's arrays
+        self._filter_count = self._kalman._size
+        self._update = native.functions().track_update
+        self._params = np.zeros(native.P_SIZE)
+        self._params_for: np.dtype[np.generic] | None = None  # the score type the thresholds are written for
+        # The kernel's context: buffer addresses and capacities (written when a buffer grows), the clock,
+        # the lifespan and the ablation flags.
+        self._context = np.zeros(native.C_SIZE, np.int64)
+        context = self._context
+        context[native.C_FILTER_PTR] = self._kalman._header.ctypes.data
+        context[native.C_LIFESPAN_NS] = lifespan_ns
+        context[native.C_FLAGS] = self._flags
+        context[native.C_KALMAN_PTR] = self._kalman._parameters.ctypes.data
+        context[native.C_PARAMS_PTR] = self._params.ctypes.data
+        context[native.C_SOLVER_PTR] = LAPJV_SOLVER
+        self._context_address = context.ctypes.data
+        self._track_capacity = self._box_capacity = self._pair_capacity = 0
+        self._info, self._last_box, self._kept = np.zeros((0, 3), np.int64), np.zeros((0, 4)), np.zeros(0, np.int64)
+        self._boxes = self._scores = self._out = self._overlap = self._scratch = np.zeros(0)
+        self._grow(16, 16, 0)
+
+    # Ablation switches (edgenode.kernels.track's F_*), set only by the benchmark's variants
+    # (bench/trackeval/variants.py) to measure each deviation from EdgeFirst's tracker.
+    _flags = 0
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -140,179 +167,98 @@ class ByteTracker:
         if boxes.shape != (count, 4) or np.shape(classes) != (count,) or scores.ndim != 1:
             raise ValueError(f"need (N, 4) boxes with N scores and N classes, got {boxes.shape}, "
                              f"{scores.shape} and {np.shape(classes)}")
-        tracks = len(self._ids)
-        if tracks:
-            if timestamp_ns > self._quiet_until_ns:
-                self._expire(timestamp_ns)
-                tracks = len(self._ids)
-            if self._last_ns is not None:
-                self._kalman.predict(timestamp_ns - self._last_ns)
-        self._last_ns = timestamp_ns
+        ids = self._ids
+        tracks = len(ids)
+        if self._filter_count[0] != tracks:
+            raise RuntimeError(f"the tracker's Kalman filter holds {len(self._kalman)} tracks, the tracker {tracks}: "
+                               "it was changed outside the tracker")
+        if count > self._box_capacity or tracks + count > self._track_capacity \
+                or tracks * count > self._pair_capacity:
+            self._grow(tracks + count, count, tracks * count)
+        if count:
+            if scores.dtype != self._params_for:
+                self._thresholds(scores.dtype)
+            np.copyto(self._boxes[:count], boxes)
+            np.copyto(self._scores[:count], scores)
+        result = self._update(self._context_address, count, timestamp_ns)
+        if result < 0:
+            native.raise_failure(result, self._context_address)
+        if self._flags & native.F_LATE_EXPIRY:
+            return self._late_output(count, result)
+        if result >= native.EXPIRED:
+            ids[:] = [ids[i] for i in self._kept[:self._context[native.C_KEPT]].tolist()]
+            result -= native.EXPIRED
         if not count:
             return []
-        high_mask = scores >= self.high_conf
-        high: list[bool] = high_mask.tolist()
-        started = high.count(True)
-        if not tracks and not started:
-            return [None] * count
-        # Boxes as (4, N) signed rows x1, y1, -x2, -y2 (for the overlaps), then x, y, w, h (float64).
-        prepared = XYXY_TO_SIGNED_AND_CENTRE.dot(boxes.T)
-        signed, centre = prepared[:4], prepared[4:]
-        area = centre[2] * centre[3]
-        infos: list[TrackInfo | None] = [None] * count
-        xyah: NDArray[np.float64] | None = None
-        if tracks:
-            det, trk, high_matches = self._associate(signed, area, scores, high, high_mask)
-            if det:
-                started -= high_matches
-                ids, created, counts = self._ids, self._created, self._count
-                xyah = centre_rows_to_xyah_rows(centre)
-                if len(det) == tracks:
-                    # Every track matched: update the filters in place, measurements in track order.
-                    order = [0] * tracks
-                    for d, t in zip(det, trk, strict=True):
-                        infos[d] = _new_info(TrackInfo, (ids[t], counts[t], created[t]))
-                        order[t] = d
-                    self._count = [lifetime + 1 for lifetime in counts]
-                    self._updated = [timestamp_ns] * tracks
-                    box_order = np.array(order, np.intp)
-                    self._last_box = signed.take(box_order, axis=1)
-                    self._kalman.update(slice(None), xyah.take(box_order, axis=1).T)
-                else:
-                    updated = self._updated
-                    for d, t in zip(det, trk, strict=True):
-                        lifetime = counts[t]
-                        infos[d] = _new_info(TrackInfo, (ids[t], lifetime, created[t]))
-                        counts[t] = lifetime + 1
-                        updated[t] = timestamp_ns
-                    det_index, trk_index = np.array(det, np.intp), np.array(trk, np.intp)
-                    self._last_box[:, trk_index] = signed.take(det_index, axis=1)
-                    self._kalman.update(trk_index, xyah.take(det_index, axis=1).T)
-        if started:
-            if infos.count(None) == count:
-                fresh = [d for d, start in enumerate(high) if start]
-            else:
-                fresh = [d for d, start in enumerate(high) if start and infos[d] is None]
-            if fresh:
-                index = np.array(fresh, np.intp)
-                if xyah is None:
-                    xyah = centre_rows_to_xyah_rows(centre)
-                self._start(fresh, signed.take(index, axis=1), xyah.take(index, axis=1), timestamp_ns, infos)
-        return infos
+        if result:
+            ids += [self._new_id() for _ in range(result)]
+        return [None if track < 0 else _new_info(TrackInfo, (ids[track], lifetime, created))
+                for track, lifetime, created in self._out[:count].tolist()]
 
     def active_tracks(self) -> list[ActiveTrack]:
         """Every live track, matched this frame or not, with its filter box."""
         boxes = self._kalman.xyxy().tolist()
-        return [ActiveTrack(track_id, lifetime, created, updated, (box[0], box[1], box[2], box[3]))
-                for track_id, lifetime, created, updated, box in zip(
-                    self._ids, self._count, self._created, self._updated, boxes, strict=True)]
+        info = self._info[:len(self._ids)].tolist()
+        return [ActiveTrack(track_id, count, created, updated, (box[0], box[1], box[2], box[3]))
+                for track_id, (created, count, updated), box in zip(self._ids, info, boxes, strict=True)]
 
-    # --- steps -----------------------------------------------------------------------------------
+    # --- buffers ---------------------------------------------------------------------------------
 
-    def _expire(self, timestamp_ns: int) -> None:
-        """Drop tracks whose last match is more than the lifespan before ``timestamp_ns``."""
-        if timestamp_ns <= self._quiet_until_ns:
-            return
-        oldest = timestamp_ns - self.lifespan_ns
-        updated = self._updated
-        kept = [i for i, stamp in enumerate(updated) if stamp >= oldest]
-        if len(kept) == len(updated):
-            self._quiet_until_ns = min(updated) + self.lifespan_ns
-            return
-        self._ids = [self._ids[i] for i in kept]
-        self._created = [self._created[i] for i in kept]
-        self._count = [self._count[i] for i in kept]
-        self._updated = [updated[i] for i in kept]
-        keep = np.array(kept, np.intp)
-        self._last_box = self._last_box[:, keep]
-        self._kalman.keep(keep)
-        self._quiet_until_ns = min(self._updated) + self.lifespan_ns if kept else _NEVER
+    def _grow(self, tracks: int, boxes: int, pairs: int) -> None:
+        """Buffers for at least ``tracks`` tracks, ``boxes`` boxes a frame and ``pairs`` box-track pairs (the
+        frame's boxes times the tracks before it; half as much again, as the others double), addresses in the
+        context. The pair buffers follow the frames seen, not the product of both capacities."""
+        context = self._context
+        live = len(self._ids)
+        if tracks > self._track_capacity:
+            capacity = max(tracks, 2 * self._track_capacity)
+            self._kalman._reserve(capacity)
+            info, last_box = np.zeros((capacity, 3), np.int64), np.zeros((capacity, 4))
+            info[:live], last_box[:live] = self._info[:live], self._last_box[:live]
+            self._info, self._last_box, self._kept = info, last_box, np.zeros(capacity, np.int64)
+            self._track_capacity = capacity
+            context[native.C_CAPACITY] = capacity
+            context[native.C_INFO_PTR] = info.ctypes.data
+            context[native.C_LAST_BOX_PTR] = last_box.ctypes.data
+            context[native.C_KEPT_PTR] = self._kept.ctypes.data
+        if boxes > self._box_capacity:
+            capacity = max(boxes, 2 * self._box_capacity)
+            self._boxes, self._scores = np.zeros((capacity, 4)), np.zeros(capacity)
+            self._out = np.zeros((capacity, 3), np.int64)
+            self._box_capacity = capacity
+            context[native.C_BOX_CAPACITY] = capacity
+            context[native.C_BOXES_PTR] = self._boxes.ctypes.data
+            context[native.C_SCORES_PTR] = self._scores.ctypes.data
+            context[native.C_OUT_PTR] = self._out.ctypes.data
+        if pairs > self._pair_capacity:
+            pairs = max(pairs + pairs // 2, 256)
+            self._overlap = np.zeros(pairs)
+            self._pair_capacity = pairs
+            context[native.C_PAIR_CAPACITY] = pairs
+            context[native.C_OVERLAP_PTR] = self._overlap.ctypes.data
+        scratch = native.functions().track_scratch(self._box_capacity, self._track_capacity, self._pair_capacity)
+        if scratch > len(self._scratch):
+            self._scratch = np.zeros(scratch, np.int64)
+            context[native.C_SCRATCH_LEN] = scratch
+            context[native.C_SCRATCH_PTR] = self._scratch.ctypes.data
 
-    def _associate(self, boxes: NDArray[np.float64], area: NDArray[np.float64], scores: NDArray[np.floating],
-                   high: list[bool], high_mask: NDArray[np.bool_]) -> tuple[list[int], list[int], int]:
-        """Matched box indices and track indices of the three passes, and how many of the boxes are high.
+    def _thresholds(self, dtype: np.dtype[np.generic]) -> None:
+        """Score thresholds as numpy compares them with scores of ``dtype`` (a float32 score against
+        ``high_conf`` compares in float32)."""
+        kind = dtype.type if np.issubdtype(dtype, np.floating) else np.float64
+        self._params[native.P_HIGH] = float(kind(self.high_conf))
+        self._params[native.P_LOW] = float(kind(self.low_score))
+        self._params[native.P_IOU] = self.iou
+        self._params_for = dtype
 
-        ``boxes`` are (4, N) signed rows with their ``area``; ``high`` and ``high_mask`` flag the
-        high boxes. Each pass is a :func:`match_pairs` over the pairs it may match.
-        """
-        tracks = len(self._ids)
-        predicted = self._kalman.signed_corners()
-        overlap = iou_signed(boxes, area, predicted, signed_area(predicted))
-        pair_rows, pair_cols = allowed_pairs(overlap, self.iou)
-        rows, cols = pair_rows.tolist(), pair_cols.tolist()
-        costs = self._costs(overlap, scores)
-        # Pass 1: high boxes against every track's prediction.
-        if False not in high:
-            det, trk = match_pairs(rows, cols, costs, arrays=(pair_rows, pair_cols))
-            rest: list[int] = []
-        else:
-            first = high_mask.take(pair_rows)
-            first_rows, first_cols = pair_rows[first], pair_cols[first]
-            det, trk = match_pairs(first_rows.tolist(), first_cols.tolist(), costs, arrays=(first_rows, first_cols))
-            rest = (~first).nonzero()[0].tolist()
-        high_matches = len(det)
-        if high_matches == tracks:
-            return det, trk, high_matches
-        taken = set(trk)
-        # Pass 2: low boxes against the predictions of the tracks pass 1 left.
-        if rest:
-            low: list[bool] = (scores >= self.low_score).tolist()
-            second = [i for i in rest if low[rows[i]] and cols[i] not in taken]
-            if second:
-                det2, trk2 = match_pairs([rows[i] for i in second], [cols[i] for i in second], costs)
-                if trk2:
-                    det, trk = det + det2, trk + trk2
-                    taken.update(trk2)
-        # Pass 3: high boxes still unmatched against those tracks' last matched boxes.
-        if high.count(True) > high_matches and len(taken) < tracks:
-            matched = set(det)
-            unmatched = [d for d, is_high in enumerate(high) if is_high and d not in matched]
-            free = [t for t in range(tracks) if t not in taken]
-            det3, trk3 = self._recover(boxes, area, scores, unmatched, free)
-            if trk3:
-                det, trk = det + det3, trk + trk3
-                high_matches += len(det3)
-        return det, trk, high_matches
-
-    def _recover(self, boxes: NDArray[np.float64], area: NDArray[np.float64], scores: NDArray[np.floating],
-                 unmatched: list[int], free: list[int]) -> Pairs:
-        """Pass 3: boxes ``unmatched`` (indices) against the last matched boxes of tracks ``free`` (indices)."""
-        box_rows = np.array(unmatched, np.intp)
-        last = self._last_box[:, free]
-        overlap = iou_signed(boxes.take(box_rows, axis=1), area.take(box_rows), last, signed_area(last))
-        pair_rows, pair_cols = (overlap >= self.iou).nonzero()
-        det, trk = match_pairs(pair_rows.tolist(), pair_cols.tolist(), self._costs(overlap, scores.take(box_rows)),
-                               arrays=(pair_rows, pair_cols))
-        return [unmatched[d] for d in det], [free[t] for t in trk]
-
-    def _costs(self, overlap: NDArray[np.float64], scores: NDArray[np.floating]) -> PairCosts:
-        """The costs of pairs (box rows, track columns) of ``overlap``, for :func:`match_pairs`."""
-        def costs(rows: NDArray[np.intp], cols: NDArray[np.intp]) -> tuple[list[float], float]:
-            cost, limit = self._pair_cost(overlap[rows, cols], scores.take(rows))
-            listed: list[float] = cost.tolist()
-            return listed, limit
-        return costs
-
-    def _pair_cost(self, overlap: NDArray[np.float64], scores: NDArray[np.floating]
-                   ) -> tuple[NDArray[np.float64], float]:
-        """Costs of matching boxes with ``scores`` to tracks they overlap by ``overlap`` (aligned
-        arrays of allowed pairs, whose IoU reaches ``iou``), and the cost limit.
-
-        ``1 - IoU``; the score only decides the pass.
-        """
-        del scores
-        return 1.0 - overlap, 1.0 - self.iou
-
-    def _start(self, fresh: list[int], signed: NDArray[np.float64], xyah: NDArray[np.float64],
-               timestamp_ns: int, infos: list[TrackInfo | None]) -> None:
-        """A new track for each box index in ``fresh``, given as (4, M) signed rows and XYAH rows."""
-        new_ids = [self._new_id() for _ in fresh]
-        for d, track_id in zip(fresh, new_ids, strict=True):
-            infos[d] = _new_info(TrackInfo, (track_id, 1, timestamp_ns))
-        self._ids += new_ids
-        self._created += [timestamp_ns] * len(fresh)
-        self._count += [1] * len(fresh)
-        self._updated += [timestamp_ns] * len(fresh)
-        self._last_box = np.concatenate((self._last_box, signed), axis=1)
-        self._quiet_until_ns = min(self._quiet_until_ns, timestamp_ns + self.lifespan_ns)
-        self._kalman.add(xyah.T)
+    def _late_output(self, count: int, result: int) -> list[TrackInfo | None]:
+        """The output when tracks expire after matching (an ablation): ids before the expiry, then dropped."""
+        ids = self._ids
+        started = result % native.EXPIRED
+        if started:
+            ids += [self._new_id() for _ in range(started)]
+        infos = [None if track < 0 else _new_info(TrackInfo, (ids[track], lifetime, created))
+                 for track, lifetime, created in self._out[:count].tolist()] if count else []
+        if result >= native.EXPIRED:
+            ids[:] = [ids[i] for i in self._kept[:self._context[native.C_KEPT]].tolist()]
+        return infos

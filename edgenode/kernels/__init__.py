@@ -23,8 +23,6 @@ import ctypes
 import functools
 from pathlib import Path
 
-from edgenode.kernels.build import LIBRARY, source_hash
-
 
 class KernelsUnavailable(ImportError):
     """The native library is missing, stale or unloadable; the message says how to build it."""
@@ -33,11 +31,15 @@ class KernelsUnavailable(ImportError):
 @functools.cache
 def library() -> ctypes.CDLL:
     """The loaded kernels library (once per process)."""
+    from edgenode.kernels.build import LIBRARY  # (not at import: ``python -m edgenode.kernels.build`` runs it)
+
     return load(LIBRARY)
 
 
 def load(path: Path) -> ctypes.CDLL:
     """Load the library at ``path`` after checking it was built from the sources beside it."""
+    from edgenode.kernels.build import source_hash
+
     rebuild = "python -m edgenode.kernels.build (or pip install -e . again)"
     if not path.exists():
         raise KernelsUnavailable(f"edgenode's native kernels are not built ({path} is missing): run {rebuild}")

@@ -31,8 +31,10 @@ def sources(directory: Path = HERE) -> list[Path]:
 
 
 def source_hash(directory: Path = HERE) -> str:
-    """sha256 over the sources' names and bytes (16 hex digits): what the library is stamped with."""
-    digest = hashlib.sha256()
+    """sha256 over the flags and the sources' names and bytes (16 hex digits): what the library is stamped with.
+
+    (A library built by hand with other flags, a sanitizer's say, counts as stale.)"""
+    digest = hashlib.sha256(" ".join(FLAGS).encode() + b"\0")
     for path in sources(directory):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

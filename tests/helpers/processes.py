@@ -60,24 +60,9 @@ def endpoint(port: int) -> str:
     return f"tcp/127.0.0.1:{port}"
 
 
-ROUTER = """
-import signal, sys, zenoh
-config = zenoh.Config()
-config.insert_json5("mode", '"router"')
-config.insert_json5("listen/endpoints", '["{endpoint}"]')
-config.insert_json5("scouting/multicast/enabled", "false")
-session = zenoh.open(config)
-print("router up", flush=True)
-signal.sigwait([signal.SIGTERM, signal.SIGINT])
-session.close()
-"""
-
-
-def start_router(folder: Path, port: int) -> subprocess.Popen[bytes]:
-    """A zenoh router in its own process, listening on ``port``; returns once it is up."""
-    script = folder / "router.py"
-    script.write_text(ROUTER.format(endpoint=endpoint(port)))
-    router = subprocess.Popen([PYTHON, str(script)], stdout=subprocess.PIPE)
+def start_router(port: int) -> subprocess.Popen[bytes]:
+    """A zenoh router in its own process (``edgenode.tools.router``), listening on ``port``; returns once it is up."""
+    router = subprocess.Popen([PYTHON, "-m", "edgenode.tools.router", endpoint(port)], stdout=subprocess.PIPE)
     assert router.stdout is not None and router.stdout.readline().startswith(b"router up")
     return router
 

@@ -211,7 +211,7 @@ def test_node_as_a_client_through_a_router(models: dict[str, Path], tmp_path: Pa
     router_port = free_port()
     client = ["--mode", "client", "--connect", endpoint(router_port), "--no-multicast-scouting"]
     with processes(tmp_path) as start:
-        router = start_router(tmp_path, router_port)
+        router = start_router(router_port)
         try:
             start("camera", "edgenode.tools.camera", "--size", "640x480", "--fps", "10", *client)
             running(start("node", "edgenode", "--model", str(models["detect"]), "--log-format", "json", "--threads",

@@ -422,7 +422,7 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
             wait_until(lambda: all("no zenoh router answers" in p.text() for p in (node, camera)), 60,
                        "the node and the camera to wait for their router")  # start-up order does not matter
             assert node.popen.poll() is None and camera.popen.poll() is None
-            routers.append(start_router(tmp_path, router_port))
+            routers.append(start_router(router_port))
             listener = Listener([DETECT], [router_port], mode="client")
             try:
                 listener.wait_for(lambda: listener.count(DETECT) >= 10, 60, "Detects through the router")
@@ -433,7 +433,7 @@ def test_router_goes_away_and_comes_back(shapes: Path, tmp_path: Path) -> None:
                 gone = time.time_ns()
                 wait_until(lambda: gap_lines(node) > gaps, 30, "the node to notice its frames stopped")
                 assert node.popen.poll() is None and camera.popen.poll() is None
-                routers.append(start_router(tmp_path, router_port))
+                routers.append(start_router(router_port))
                 listener.wait_for(lambda: detects_after(listener, gone) >= 10, 60, "Detects after the router is back")
                 assert no_leak(fds_before, steady_fds(node.popen.pid))
             finally:

@@ -33,10 +33,10 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def router() -> Iterator[int]:
     """A zenoh router on a loopback port (its port)."""
     port = free_port()
-    process = start_router(tmp_path_factory.mktemp("router"), port)
+    process = start_router(port)
     yield port
     process.terminate()
     process.wait(10)

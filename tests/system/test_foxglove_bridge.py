@@ -484,7 +484,7 @@ def test_a_bridge_off_the_board_shows_namespaced_nodes_through_a_router(tmp_path
     with processes(tmp_path) as start:
         bridge = start("bridge", *bridge_args(port, [router_port], "--mode", "client"))
         wait_said(bridge, "no zenoh router answers")  # started first: it waits for the router
-        router = start_router(tmp_path, router_port)
+        router = start_router(router_port)
         sessions = []
         try:
             for namespace in ("cam1", None):

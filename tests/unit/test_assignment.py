@@ -134,19 +134,19 @@ def _random_pairs(rng: np.random.Generator, rows: int, cols: int, density: float
 
 
 @pytest.mark.parametrize("size", [2, 3, 5, 8])
-def test_solve_contested_agrees_with_lapjv(size: int) -> None:
+def test_match_pairs_agrees_with_lapjv(size: int) -> None:
     rng = np.random.default_rng(size)
     for _ in range(200):
         rows, cols = _random_pairs(rng, size, size + int(rng.integers(0, 3)), 0.4)
         if not rows:
             continue
         costs = rng.uniform(0.0, 0.75, len(rows)).tolist()
-        got = assignment.solve_contested(rows, cols, costs, 0.75)
+        got = assignment.match_pairs(np.array(rows), np.array(cols), np.array(costs), 0.75, (size, size + 2))
         expected = assignment._lapjv_block(rows, cols, costs, assignment._half(0.75))
-        assert sorted(zip(*got, strict=True)) == sorted(zip(*expected, strict=True))
+        assert sorted(zip(*(part.tolist() for part in got), strict=True)) == sorted(zip(*expected, strict=True))
 
 
-def test_solve_contested_leaves_near_ties_to_lapjv(monkeypatch: pytest.MonkeyPatch) -> None:
+def _spy_lapjv(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
     calls: list[np.ndarray] = []
     real = lap.lapjv
 
@@ -155,12 +155,51 @@ def test_solve_contested_leaves_near_ties_to_lapjv(monkeypatch: pytest.MonkeyPat
         return real(cost, **kwargs)
 
     monkeypatch.setattr(assignment.lap, "lapjv", spy)
+    return calls
+
+
+def test_match_pairs_leaves_near_ties_to_lapjv(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _spy_lapjv(monkeypatch)
     # Two tracks equally good for one box (say two tracks started on the same spot).
-    rows, cols = assignment.solve_contested([0, 0], [3, 5], [0.2, 0.2], 0.75)
-    assert len(calls) == 1 and len(rows) == 1 and rows == [0] and cols[0] in (3, 5)
-    # A clear winner needs no LAPJV.
-    assert assignment.solve_contested([0, 0, 1], [3, 5, 5], [0.2, 0.1, 0.3], 0.75) == ([0, 1], [3, 5])
-    assert len(calls) == 1
+    rows, cols = assignment.match_pairs(np.array([0, 0]), np.array([3, 5]), np.array([0.2, 0.2]), 0.75, (1, 6))
+    assert len(calls) == 1 and rows.tolist() == [0] and cols[0] in (3, 5)
+    # A clear winner needs no LAPJV, in a group of one row, one column or several of each.
+    for pairs in (([0, 0, 1], [3, 5, 5], [0.2, 0.1, 0.3]), ([0, 1, 1, 2], [0, 0, 1, 1], [0.1, 0.3, 0.2, 0.4]),
+                  ([0, 0, 1, 2, 2, 3], [0, 1, 1, 1, 2, 2], [0.1, 0.2, 0.15, 0.5, 0.3, 0.05])):
+        got = assignment.match_pairs(np.array(pairs[0]), np.array(pairs[1]), np.array(pairs[2]), 0.75, (4, 6))
+        expected = assignment._lapjv_block(*pairs, assignment._half(0.75))
+        assert sorted(zip(*(part.tolist() for part in got), strict=True)) == sorted(zip(*expected, strict=True))
+    assert len(calls) == 4  # the three checks above, none from the kernel
+
+
+def test_big_contested_groups_go_to_lapjv(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    cost = rng.uniform(0.0, 0.5, (40, 40))  # every pair allowed: one group of 40 rows, too big to try
+    least_total = float(lap.lapjv(cost)[0])
+    calls = _spy_lapjv(monkeypatch)
+    rows, cols = linear_assignment(cost, 0.75)
+    assert len(calls) == 1 and len(rows) == 40
+    assert float(np.sum(cost[rows, cols])) == pytest.approx(least_total)
+
+
+def test_a_failing_solver_raises_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise MemoryError("no room for LAPJV")
+
+    monkeypatch.setattr(assignment.lap, "lapjv", broken)
+    with pytest.raises(MemoryError, match="no room"):
+        assignment.match_pairs(np.array([0, 0]), np.array([0, 1]), np.array([0.2, 0.2]), 0.75, (1, 2))
+    # The next call is unaffected.
+    monkeypatch.undo()
+    rows, _ = assignment.match_pairs(np.array([0]), np.array([1]), np.array([0.2]), 0.75, (1, 2))
+    assert rows.tolist() == [0]
+
+
+def test_match_pairs_refuses_pairs_outside_its_shape() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        assignment.match_pairs(np.array([0, 3]), np.array([0, 1]), np.array([0.2, 0.2]), 0.75, (3, 2))
+    with pytest.raises(ValueError, match="aligned"):
+        assignment.match_pairs(np.array([0, 1]), np.array([0]), np.array([0.2, 0.2]), 0.75, (3, 2))
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (9, 7), (12, 12)])
@@ -170,18 +209,12 @@ def test_match_pairs_is_optimal_with_many_pairs(shape: tuple[int, int]) -> None:
         cost = rng.uniform(0, 1, shape)
         limit = 0.45
         allowed = cost <= limit
-        pair_rows, pair_cols = allowed.nonzero()
-
-        def costs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray = cost) -> tuple[list[float], float]:
-            return cost[rows, cols].tolist(), 0.45
-
-        rows, cols = assignment.match_pairs(pair_rows.tolist(), pair_cols.tolist(), costs,
-                                            arrays=(pair_rows, pair_cols))
-        assert len(set(rows)) == len(rows) and len(set(cols)) == len(cols)
-        assert all(allowed[r, c] for r, c in zip(rows, cols, strict=True))
-        expected_rows, expected_cols = linear_assignment(cost, limit)
-        assert sorted(zip(rows, cols, strict=True)) == sorted(
-            zip(expected_rows.tolist(), expected_cols.tolist(), strict=True))
+        rows, cols = linear_assignment(cost, limit)
+        assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+        assert all(allowed[rows, cols])
+        profit = float(np.sum(limit - cost[rows, cols]))
+        lapjv_rows, lapjv_cols = assignment.solve_block(cost, allowed, limit)
+        assert profit == pytest.approx(float(np.sum(limit - cost[lapjv_rows, lapjv_cols])))
 
 
 def test_iou_signed_is_iou_matrix() -> None:
@@ -195,3 +228,18 @@ def test_iou_signed_is_iou_matrix() -> None:
     got = assignment.iou_signed(signed_a, assignment.signed_area(signed_a), signed_b, assignment.signed_area(signed_b))
     expected = np.array([[iou_one(x, y) for y in b] for x in a])
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_a_solver_answering_more_pairs_than_there_is_room_for_is_refused() -> None:
+    from edgenode.kernels import track as native
+
+    bogus = native.register_solver(lambda rows, cols, costs, half: (rows * 2, cols * 2))
+    rows, cols, costs = np.array([0, 0], np.int64), np.array([0, 1], np.int64), np.array([0.2, 0.2])  # a near tie
+    kernels = native.functions()
+    scratch = np.empty(kernels.match_scratch(2, 1, 2), np.int64)
+    out = np.full((2, 2), -1, np.int64)
+    result = kernels.match_pairs(rows.ctypes.data, cols.ctypes.data, costs.ctypes.data, 2, 0.75, 1, 2,
+                                 scratch.ctypes.data, len(scratch), bogus, out[0].ctypes.data, out[1].ctypes.data, 1)
+    assert result < 0 and (out == -1).all()
+    with pytest.raises(RuntimeError, match="room for 1"):
+        native.raise_failure(result, scratch.ctypes.data)

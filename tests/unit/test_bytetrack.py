@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Callable, Iterator
 
+import lap
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from edgenode.core import assignment
 from edgenode.core.bytetrack import ByteTracker, TrackInfo
+from edgenode.core.kalman import KalmanXYAH
 
 FRAME_NS = 33_333_333
 START_NS = 1_700_000_000_000_000_000
@@ -212,3 +218,124 @@ def test_bad_inputs_are_refused() -> None:
         ByteTracker(iou=1.5)
     with pytest.raises(ValueError, match="lifespan"):
         ByteTracker(lifespan_ns=-1)
+
+
+def test_a_filter_with_python_maths_is_refused() -> None:
+    class Slow(KalmanXYAH):
+        def predict(self, elapsed_ns: int) -> None:
+            super().predict(elapsed_ns)
+
+    with pytest.raises(TypeError, match="overrides predict"):
+        ByteTracker(kalman=Slow())
+    with pytest.raises(ValueError, match="no tracks"):
+        started = KalmanXYAH()
+        started.add(np.array([[0.5, 0.5, 1.0, 0.1]]))
+        ByteTracker(kalman=started)
+
+
+def test_near_ties_are_left_to_lapjv_and_its_failure_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[np.ndarray] = []
+    real = lap.lapjv
+
+    def spy(cost: np.ndarray, **kwargs: object) -> object:
+        calls.append(cost)
+        return real(cost, **kwargs)
+
+    monkeypatch.setattr(assignment.lap, "lapjv", spy)
+    tracker = ByteTracker(id_factory=counter())
+    box = moving(0.3)
+    assert ids(tracker.update(*frame(box, box), START_NS)) == ["t0", "t1"]  # two tracks on one spot
+    out = ids(tracker.update(*frame(box), START_NS + FRAME_NS))
+    assert len(calls) == 1 and out in (["t0"], ["t1"])  # equally good: LAPJV's tie-breaking decides
+
+    def broken(*_: object, **__: object) -> None:
+        raise MemoryError("no room for LAPJV")
+
+    monkeypatch.setattr(assignment.lap, "lapjv", broken)
+    tracker = ByteTracker(id_factory=counter())
+    tracker.update(*frame(box, box), START_NS)
+    with pytest.raises(MemoryError, match="no room"):
+        tracker.update(*frame(box), START_NS + FRAME_NS)
+
+
+def test_boxes_with_nan_never_match_and_break_nothing() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    assert ids(tracker.update(*frame(moving(0.2)), START_NS)) == ["t0"]
+    broken = (float("nan"), 0.4, 0.3, 0.5, 0.9)
+    out = ids(tracker.update(*frame(broken, moving(0.21), (0.2, 0.4, float("inf"), 0.5, 0.9)), START_NS + FRAME_NS))
+    assert out[1] == "t0" and "t0" not in (out[0], out[2])
+    assert ids(tracker.update(*frame(moving(0.22)), START_NS + 2 * FRAME_NS)) == ["t0"]
+
+
+def test_many_boxes_and_tracks_grow_the_buffers() -> None:
+    tracker = ByteTracker(id_factory=counter())
+    grid = [(0.02 * (i % 40), 0.05 * (i // 40), 0.02 * (i % 40) + 0.015, 0.05 * (i // 40) + 0.04, 0.9)
+            for i in range(400)]
+    first = ids(tracker.update(*frame(*grid[:50]), START_NS))
+    second = ids(tracker.update(*frame(*grid), START_NS + FRAME_NS))
+    assert second[:50] == first and len(set(second)) == 400 and len(tracker) == 400
+    third = ids(tracker.update(*frame(*grid[::-1]), START_NS + 2 * FRAME_NS))
+    assert third == second[::-1]
+
+
+def test_tracks_are_bit_identical_on_every_machine() -> None:
+    """A fixed run's ids and final filter states, hashed: the kernel rounds every operation the same
+    way on x86-64 and aarch64 (CI runs this file under qemu aarch64)."""
+    rng = np.random.default_rng(17)
+    start = rng.uniform(0.05, 0.8, (12, 2))
+    velocity = rng.uniform(-0.004, 0.004, (12, 2))
+    size = rng.uniform(0.04, 0.15, (12, 2))
+    tracker = ByteTracker(id_factory=counter())
+    digest = hashlib.sha256()
+    stamp = START_NS
+    for step in range(90):
+        stamp += FRAME_NS * (2 if step % 7 == 3 else 1)
+        corner = start + velocity * step + rng.uniform(-0.003, 0.003, (12, 2))
+        boxes = np.hstack((corner, corner + size)).astype(np.float32)
+        scores = rng.uniform(0.05, 1.0, 12).astype(np.float32)
+        keep = rng.uniform(0, 1, 12) < 0.85
+        out = tracker.update(boxes[keep], scores[keep], np.zeros(int(keep.sum()), np.int32), stamp)
+        digest.update(repr([None if info is None else tuple(info) for info in out]).encode())
+    digest.update(tracker._kalman.mean.tobytes() + tracker._kalman.covariance.tobytes())
+    assert digest.hexdigest()[:16] == "0ed66068873fccde"
+
+
+def test_a_filter_changed_outside_the_tracker_is_refused_not_overrun() -> None:
+    kalman = KalmanXYAH()
+    tracker = ByteTracker(kalman=kalman, id_factory=counter())
+    tracker.update(*frame(moving(0.2)), START_NS)
+    kalman.add(np.tile([[0.5, 0.5, 1.0, 0.1]], (200, 1)))  # its state moves to a bigger array
+    with pytest.raises(RuntimeError, match="changed outside the tracker"):
+        tracker.update(*frame(moving(0.21)), START_NS + FRAME_NS)
+    kalman.keep(np.array([0]))
+    assert ids(tracker.update(*frame(moving(0.22)), START_NS + 2 * FRAME_NS)) == ["t0"]
+
+
+_coordinate = st.one_of(st.floats(0.0, 1.0), st.sampled_from([float("nan"), float("inf"), -1.0, 2.0]))
+_box = st.tuples(_coordinate, _coordinate, st.floats(0.0, 0.3), st.floats(0.0, 0.3), st.floats(0.0, 1.0))
+_frame = st.tuples(st.lists(_box, max_size=40), st.integers(-2, 40))  # boxes, frames since the last one
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_frame, min_size=1, max_size=25), st.booleans())
+def test_any_frames_keep_the_output_consistent(frames: list[tuple[list[tuple[float, ...]], int]],
+                                               repeat: bool) -> None:
+    """Random frames (bad corners, duplicates, time going backwards, growing sizes): every box gets
+    at most one track, no track two boxes, only high boxes start tracks, counts stay in step."""
+    tracker = ByteTracker(id_factory=counter())
+    stamp, seen = START_NS, set()
+    for boxes, step in frames:
+        stamp += step * FRAME_NS
+        rows = [(x, y, x + w, y + h, score) for x, y, w, h, score in boxes]
+        if repeat:
+            rows += rows[:3]  # boxes on the very same spot
+        out = tracker.update(*frame(*rows), stamp)
+        assert len(out) == len(rows)
+        given_ids = [info.id for info in out if info is not None]
+        assert len(given_ids) == len(set(given_ids))
+        for row, info in zip(rows, out, strict=True):
+            if info is not None and info.id not in seen:
+                assert np.float32(row[4]) >= np.float32(tracker.high_conf) and info.lifetime == 1
+                assert info.created_ns == stamp
+        seen.update(given_ids)
+        assert len(tracker) == len(tracker._kalman) == len(tracker.active_tracks())

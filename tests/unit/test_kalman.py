@@ -129,23 +129,69 @@ def test_bad_settings_are_refused() -> None:
         KalmanXYAH(time_unit_ns=0)
 
 
-def test_motion_matrix_is_the_textbook_sum_exactly() -> None:
-    kalman = KalmanXYAH()
-    kalman.add(np.array([[0.5, 0.5, 1.0, 0.2]]))
-    for elapsed_ns in (33_333_333, 16_000_000, 100_000_017, 33_333_333):
+def _blocks(kalman: KalmanXYAH) -> tuple[list[list[float]], ...]:
+    """Per track: means (8), then per component P_pp, P_pv, P_vv, as Python floats."""
+    cov = kalman.covariance
+    k = np.arange(4)
+    return (kalman.mean.tolist(), cov[:, k, k].tolist(), cov[:, k, k + 4].tolist(), cov[:, k + 4, k + 4].tolist())
+
+
+def test_each_step_rounds_as_its_formula_exactly() -> None:
+    """The kernel's arithmetic, operation by operation in Python floats (IEEE doubles, no fused
+    multiply-add): what makes every machine give the same bits, aarch64 included."""
+    kalman = KalmanXYAH(update=0.25)
+    rng = np.random.default_rng(11)
+    corners = rng.uniform(0.0, 0.6, (6, 2))
+    kalman.add(xyxy_to_xyah(np.hstack((corners, corners + rng.uniform(0.01, 0.3, (6, 2))))))
+    weights_h2 = [WEIGHT_P**2, WEIGHT_P**2, 0.0, WEIGHT_P**2]
+    weights_c = [FLOOR * WEIGHT_P**2, FLOOR * WEIGHT_P**2, ASPECT**2, FLOOR * WEIGHT_P**2]
+    velocity_h2 = [WEIGHT_V**2, WEIGHT_V**2, 0.0, WEIGHT_V**2]
+    velocity_c = [FLOOR * WEIGHT_V**2, FLOOR * WEIGHT_V**2, ASPECT_V**2, FLOOR * WEIGHT_V**2]
+    for elapsed_ns in (33_333_333, 16_000_000, 100_000_017):
+        means, pp, pv, vv = _blocks(kalman)
         kalman.predict(elapsed_ns)
         dt = elapsed_ns / kalman.time_unit_ns
-        motion = kalman._motion
-        np.testing.assert_array_equal(kalman._motion_now, motion[0] + dt * (motion[1] + dt * motion[2]))
+        expected_mean, expected_pp, expected_pv, expected_vv = [], [], [], []
+        for m, p, q, v in zip(means, pp, pv, vv, strict=True):
+            h2 = m[3] * m[3]
+            expected_mean.append([m[i] + dt * m[4 + i] for i in range(4)] + m[4:])
+            expected_pp.append([(((p[i] + (2.0 * dt) * q[i]) + (dt * dt) * v[i]) + (weights_h2[i] * dt) * h2)
+                                + weights_c[i] * dt for i in range(4)])
+            expected_pv.append([q[i] + dt * v[i] for i in range(4)])
+            expected_vv.append([(v[i] + (velocity_h2[i] * dt) * h2) + velocity_c[i] * dt for i in range(4)])
+        assert _blocks(kalman) == (expected_mean, expected_pp, expected_pv, expected_vv)
+        # Correct tracks 1 and 4.
+        means, pp, pv, vv = _blocks(kalman)
+        measured = np.array(means)[[1, 4], :4] + rng.normal(0.0, 0.01, (2, 4))
+        kalman.update(np.array([1, 4]), measured)
+        for track, z in zip((1, 4), measured.tolist(), strict=True):
+            m, p, q, v = means[track], pp[track], pv[track], vv[track]
+            h2 = m[3] * m[3]
+            gains = [(p[i] / ((p[i] + (weights_h2[i] / 0.25) * h2) + weights_c[i] / 0.25),
+                      q[i] / ((p[i] + (weights_h2[i] / 0.25) * h2) + weights_c[i] / 0.25)) for i in range(4)]
+            steps = [m[i] - z[i] for i in range(4)]
+            means[track] = ([m[i] - gains[i][0] * steps[i] for i in range(4)]
+                            + [m[4 + i] - gains[i][1] * steps[i] for i in range(4)])
+            pp[track] = [p[i] - gains[i][0] * p[i] for i in range(4)]
+            pv[track] = [q[i] - gains[i][0] * q[i] for i in range(4)]
+            vv[track] = [v[i] - gains[i][1] * q[i] for i in range(4)]
+        assert _blocks(kalman) == (means, pp, pv, vv)
 
 
-def test_signed_corners_follow_corners_in_subclasses_too() -> None:
-    class Shifted(KalmanXYAH):
-        def corners(self) -> np.ndarray:
-            return super().corners() + 1.0
+def test_signed_corners_are_corners_with_the_far_sides_negated() -> None:
+    kalman = KalmanXYAH()
+    kalman.add(np.array([[0.5, 0.4, 0.5, 0.2], [0.2, 0.3, 2.0, 0.1]]))
+    kalman.predict(33_333_333)
+    np.testing.assert_array_equal(kalman.signed_corners(), kalman.corners() * np.array([[1.0], [1.0], [-1.0], [-1.0]]))
+    np.testing.assert_array_equal(kalman.xyxy(), kalman.corners().T)
 
-    for kalman in (KalmanXYAH(), Shifted()):
-        kalman.add(np.array([[0.5, 0.4, 0.5, 0.2], [0.2, 0.3, 2.0, 0.1]]))
-        kalman.predict(33_333_333)
-        signed = kalman.signed_corners()
-        np.testing.assert_array_equal(signed, kalman.corners() * np.array([[1.0], [1.0], [-1.0], [-1.0]]))
+
+def test_capacity_grows_and_keeps_every_filter() -> None:
+    kalman = KalmanXYAH()
+    boxes = np.array([[0.01 * i, 0.5, 1.0, 0.1] for i in range(100)])
+    for start in range(0, 100, 7):
+        kalman.add(boxes[start:start + 7])
+    assert len(kalman) == 100
+    np.testing.assert_array_equal(kalman.mean[:, :4], boxes)
+    with pytest.raises(ValueError, match="one measurement per track"):
+        kalman.update(np.array([0, 1]), boxes[:1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_loaded_library_was_built_from_these_sources() -> None:
     library()  # the session built it when it was missing or stale (tests/conftest.py)
     assert built_hash(LIBRARY) == source_hash()
+
+
+def test_the_library_needs_no_glibc_newer_than_2_17() -> None:
+    # The board's wheel is built in a Debian bookworm root (glibc 2.36); the BSPs have 2.35 (kirkstone) and
+    # 2.39 (scarthgap). Needing nothing past manylinux2014's 2.17, it loads on any of them.
+    versions = {tuple(int(part) for part in found.split(b"."))
+                for found in re.findall(rb"GLIBC_(\d+\.\d+(?:\.\d+)?)", LIBRARY.read_bytes())}
+    assert all(version <= (2, 17) for version in versions), sorted(versions)
 
 
 def _copy_sources(tmp_path: Path) -> Path:
