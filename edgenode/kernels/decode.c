@@ -528,7 +528,7 @@ EDGENODE_EXPORT int64_t edgenode_decode_given(const edgenode_decode_plan *p, con
     if (count < 0 || count > p->cap) return ERROR_COUNT;
     scratch_t s;
     carve(&s, p->scratch, p->anchors, p->cap);
-    memcpy(s.corners, corners, sizeof(float) * 4 * (size_t)count);
+    if (count) memcpy(s.corners, corners, sizeof(float) * 4 * (size_t)count); /* (NULL is no argument to memcpy) */
     return finish(p, &s, count);
 }
 
