@@ -33,7 +33,9 @@ def sources(directory: Path = HERE) -> list[Path]:
 def source_hash(directory: Path = HERE) -> str:
     """sha256 over the flags and the sources' names and bytes (16 hex digits): what the library is stamped with.
 
-    (A library built by hand with other flags, a sanitizer's say, counts as stale.)"""
+    (A library built by hand with other flags counts as stale. ``$CC`` does not count: the loader checks the
+    stamp wherever the library runs, whatever that environment's ``CC``; after ``CC="cc -fsanitize=..."``,
+    build again without it.)"""
     digest = hashlib.sha256(" ".join(FLAGS).encode() + b"\0")
     for path in sources(directory):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
