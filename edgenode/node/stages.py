@@ -51,12 +51,12 @@ def keep_published(detections: Detections, tracks: list[TrackInfo | None], thres
     The decoder runs below ``--threshold`` when tracking (so weak boxes can keep tracks alive);
     a weak box that matched no track is not a detection and is not published.
     """
-    keep = np.fromiter((track is not None or score >= threshold
-                        for track, score in zip(tracks, detections.scores.tolist(), strict=True)),
-                       bool, len(tracks))
-    if keep.all():
+    # In Python lists: a frame has a few boxes, and a numpy call costs more than such a loop.
+    keep = [index for index, (track, score) in enumerate(zip(tracks, detections.scores.tolist(), strict=True))
+            if track is not None or score >= threshold]
+    if len(keep) == len(tracks):
         return detections, tracks
-    return detections.select(keep), [track for track, kept in zip(tracks, keep.tolist(), strict=True) if kept]
+    return detections.select(np.array(keep, np.intp)), [tracks[index] for index in keep]
 
 
 class SharedFrameStats:

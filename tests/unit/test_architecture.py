@@ -90,6 +90,7 @@ ADAPTS: dict[str, set[str]] = {
 # single modules that need one thing more than their layer, and why
 ALSO: dict[str, set[str]] = {
     "messages/cdr.py": {"threading"},  # one lock guarding pycdr2's lazy codec build
+    "core/bytetrack.py": {"secrets"},  # the random bits of track ids (uuid4), drawn 64 ids at a time
     "node/status.py": {"edgenode.__init__"},  # the version the node's status reports
     "adapters/mcap_file.py": {"edgenode.__init__"},  # the version an MCAP file names as its writer
 }

@@ -339,3 +339,19 @@ def test_any_frames_keep_the_output_consistent(frames: list[tuple[list[tuple[flo
                 assert info.created_ns == stamp
         seen.update(given_ids)
         assert len(tracker) == len(tracker._kalman) == len(tracker.active_tracks())
+
+
+def test_default_track_ids_are_distinct_rfc_4122_version_4_uuids() -> None:
+    import uuid
+
+    from edgenode.core.bytetrack import uuid4_ids
+
+    next_id = uuid4_ids(batch=8)  # several refills
+    ids = [next_id() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # every variant digit and every hex digit elsewhere occurs: the bits are random, not stuck
+    assert {text[19] for text in ids} == set("89ab")
+    assert set("".join(text[:8] for text in ids)) == set("0123456789abcdef")
