@@ -311,8 +311,13 @@ def test_a_filter_changed_outside_the_tracker_is_refused_not_overrun() -> None:
     assert ids(tracker.update(*frame(moving(0.22)), START_NS + 2 * FRAME_NS)) == ["t0"]
 
 
-_coordinate = st.one_of(st.floats(0.0, 1.0), st.sampled_from([float("nan"), float("inf"), -1.0, 2.0]))
-_box = st.tuples(_coordinate, _coordinate, st.floats(0.0, 0.3), st.floats(0.0, 0.3), st.floats(0.0, 1.0))
+# No subnormals: tflite_runtime's aarch64 build turns on flush-to-zero when it is imported (the board's and
+# the aarch64 CI's process), and hypothesis refuses to draw subnormal floats there. A box side of 1e-310 is
+# no tracker case; the filter's own side floor is 1e-5.
+_unit = st.floats(0.0, 1.0, allow_subnormal=False)
+_side = st.floats(0.0, 0.3, allow_subnormal=False)
+_coordinate = st.one_of(_unit, st.sampled_from([float("nan"), float("inf"), -1.0, 2.0]))
+_box = st.tuples(_coordinate, _coordinate, _side, _side, _unit)
 _frame = st.tuples(st.lists(_box, max_size=40), st.integers(-2, 40))  # boxes, frames since the last one
 
 
